@@ -1,0 +1,43 @@
+// cmr/detail/hooks.hpp: interruption points for the invariant tests.
+//
+// Compiled into the inline fast paths only when CMR_TEST_HOOKS is defined by the including
+// translation unit (the invariant tests do, for types of their own); the library always
+// carries the hook table, which costs nothing when no hook is set. Not part of the API.
+#pragma once
+
+namespace cmr::detail {
+
+struct TestHooks {
+  // Guard::protect, between the first load of the source and the publish in the slot.
+  void (*protect_after_load)() = nullptr;
+  // make(), between the guard's publish and the record in the allocation log.
+  void (*make_after_publish)() = nullptr;
+  // The collector, while every registered thread is held and the child exists.
+  void (*collector_paused)() = nullptr;
+  // The collector, after the threads were released and before the child's answer is used.
+  void (*collector_released)() = nullptr;
+};
+extern TestHooks g_test_hooks;
+
+// Faults injected into the next cycles (tests only).
+struct TestFaults {
+  int fail_clone = 0;       // the next N process creations fail (as with EAGAIN)
+  bool child_crash = false; // the scanner child dies of SIGSEGV before answering
+  bool child_hang = false;  // the scanner child sleeps past scan_timeout
+  bool child_exit_early = false;  // the child exits 0 without marking its answer complete
+  bool skip_handshake_wait = false;  // (mutation checks) do not wait for the threads
+};
+extern TestFaults g_test_faults;
+
+}  // namespace cmr::detail
+
+#if defined(CMR_TEST_HOOKS)
+#define CMR_DETAIL_HOOK(name)                                               \
+  do {                                                                      \
+    if (auto cmr_hook_ = ::cmr::detail::g_test_hooks.name) cmr_hook_();     \
+  } while (0)
+#else
+#define CMR_DETAIL_HOOK(name) \
+  do {                        \
+  } while (0)
+#endif

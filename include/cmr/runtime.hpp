@@ -1,0 +1,90 @@
+// cmr/runtime.hpp: configuring and observing the collector.
+//
+// Options are validated once, by the first init() (explicit, or implicit on the first use of
+// any other API). The runtime is process-wide; a second init() with different options is an
+// error, never a silent reconfiguration. Nothing here is on a hot path.
+#pragma once
+
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace cmr {
+
+// Thrown for misuse (bad options, a second init with other options, use after shutdown,
+// a signal the program already handles) and for allocation failure in make().
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Receives one human-readable line per notable runtime event (aborted or failed cycle,
+// crashed scanner). Called from the collector thread, never while threads are paused.
+using DiagnosticSink = void (*)(const char* message);
+
+// Writes the message to stderr, prefixed with "cmr: ". The default sink.
+void stderr_sink(const char* message) noexcept;
+
+struct Options {
+  // The signal used for the handshake. Must not already have a handler in this process.
+  // A real-time signal (SIGRTMIN + n) keeps SIGUSR1 free for the program.
+  int signal = SIGUSR1;
+  // A cycle starts once this many tracked bytes were allocated since the last one, or once
+  // trigger_ratio x the live tracked bytes were, whichever is larger (like a GC percentage).
+  std::size_t trigger_bytes = std::size_t{8} << 20;
+  double trigger_ratio = 1.0;
+  // A registered thread that has not answered the handshake by then aborts the cycle.
+  std::chrono::milliseconds handshake_timeout{1000};
+  // A scanner child still running after this long is killed; its cycle frees nothing.
+  std::chrono::milliseconds scan_timeout{60000};
+  // Run the collector thread. When false, cycles run only inside collect(), on the caller.
+  bool background = true;
+  DiagnosticSink diagnostics = &stderr_sink;
+
+  friend bool operator==(const Options&, const Options&) = default;
+};
+
+// Initialises the runtime. Optional: the first use of the API initialises with defaults.
+// Calling it again with equal options does nothing; with different options, or after an
+// implicit initialisation with different options, it throws cmr::Error.
+void init(const Options& options = {});
+
+// Stops the collector (waiting for a cycle in flight). Frees nothing that may still be
+// reachable. Afterwards new guards, make() and collect() throw cmr::Error; existing guards,
+// Roots and Atomics keep working so that destructors can run.
+void shutdown();
+
+// Runs one full cycle whose snapshot is taken after this call began, and returns once that
+// cycle's garbage has been destroyed and freed. Returns false when the cycle was aborted
+// (a thread did not answer) or failed (process creation or the scanner failed); nothing
+// was freed then. Must not be called from a tracked object's destructor.
+bool collect();
+
+struct Stats {
+  std::uint64_t cycles = 0;           // completed cycles (garbage freed)
+  std::uint64_t cycles_aborted = 0;   // handshake timed out: nothing freed
+  std::uint64_t cycles_failed = 0;    // process creation or scanner failed: nothing freed
+  std::uint64_t clone_failures = 0;   // part of cycles_failed
+  std::uint64_t scanner_crashes = 0;  // part of cycles_failed: child died or gave no answer
+  std::uint64_t scanner_timeouts = 0; // part of cycles_failed: child killed at scan_timeout
+  std::uint64_t objects_freed = 0;
+  std::uint64_t bytes_freed = 0;
+  std::uint64_t live_objects = 0;     // tracked objects allocated and not yet freed
+  std::uint64_t live_bytes = 0;
+  std::uint64_t threads = 0;          // registered threads
+  std::uint64_t last_candidates = 0;  // tracked objects examined by the last cycle
+  std::uint64_t last_roots = 0;       // non-null guard slots and Roots copied by the last cycle
+  std::uint64_t last_words_scanned = 0;
+  std::chrono::nanoseconds last_pause{0};  // threads held: handshake + process creation
+  std::chrono::nanoseconds max_pause{0};
+  std::chrono::nanoseconds total_pause{0};
+  std::chrono::nanoseconds last_scan{0};   // the child's time
+  std::chrono::nanoseconds max_scan{0};
+};
+
+Stats stats();
+
+}  // namespace cmr

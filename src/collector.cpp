@@ -1,0 +1,419 @@
+// src/collector.cpp: one collection cycle, and the background thread that runs them.
+//
+// A cycle: take the registry lock; signal every registered thread and wait until all are
+// held in the handler (or abort on timeout, freeing nothing); copy the roots (guard slots,
+// Root values) into runtime memory; cut each thread's allocation log; create the snapshot
+// child; release the threads. Then, off the critical path: wait for the child's answer and
+// destroy and free exactly the candidates it found unreachable.
+//
+// Invariants kept: 3 (threads are held from the first root read until the child exists),
+// 6 (one cycle at a time; only a complete answer from a child that exited normally frees
+// anything; each candidate appears once in an answer and is freed at most once; objects
+// logged after the cut are not candidates of this cycle).
+// Must never, between pause() and release(): call malloc/free (a held thread may own an
+// arena lock), print, or take any lock a held thread might hold.
+#include "collector.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "handshake.hpp"
+#include "heap.hpp"
+#include "snapshot.hpp"
+#include "state.hpp"
+#include "sys.hpp"
+
+namespace cmr::detail {
+
+TestHooks g_test_hooks;
+TestFaults g_test_faults;
+
+template <class T>
+bool Collector::MappedBuffer<T>::reserve(std::size_t n) noexcept {
+  if (n <= capacity) return true;
+  T* fresh = static_cast<T*>(sys::map_private(n * sizeof(T)));
+  if (fresh == nullptr) return false;
+  if (size != 0) std::memcpy(static_cast<void*>(fresh), data, size * sizeof(T));
+  sys::unmap(data, capacity * sizeof(T));
+  data = fresh;
+  capacity = sys::page_round(n * sizeof(T)) / sizeof(T);
+  return true;
+}
+
+template <class T>
+void Collector::MappedBuffer<T>::release() noexcept {
+  sys::unmap(data, capacity * sizeof(T));
+  data = nullptr;
+  capacity = size = 0;
+}
+
+Collector::Collector(const Options& options) : options_(options) {
+  void* p = sys::map_private(sizeof(ScanPlan));
+  if (p == nullptr) throw std::bad_alloc();
+  plan_ = new (p) ScanPlan{};
+}
+
+Collector::~Collector() {
+  stop();
+  roots_.release();
+  ranges_.release();
+  survivors_.release();
+  sys::unmap(plan_, sizeof(ScanPlan));
+}
+
+void Collector::start() {
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+void Collector::stop() noexcept {
+  if (!thread_.joinable()) return;
+  stopping_.store(true, std::memory_order_relaxed);
+  wake();
+  thread_.join();
+  std::lock_guard lock(request_mutex_);
+  done_cv_.notify_all();
+}
+
+void Collector::wake() noexcept {
+  // release: pairs with the acquire load in thread_main before it sleeps, so a request
+  // made before the increment is seen after the wake-up.
+  wake_seq_.fetch_add(1, std::memory_order_release);
+  sys::futex_wake_all(&wake_seq_);
+}
+
+void Collector::request_automatic_cycle() noexcept {
+  // relaxed exchange: only de-duplicates wake-ups; the futex carries the ordering.
+  if (!automatic_requested_.exchange(true, std::memory_order_relaxed) && thread_.joinable())
+    wake();
+}
+
+bool Collector::collect() {
+  if (!options_.background || !thread_.joinable()) {
+    if (sys::gettid() == thread_tid_)
+      throw Error("cmr: collect() was called from a tracked object's destructor");
+    std::lock_guard lock(cycle_mutex_);
+    // This thread is the collector now: it must never hold itself in the handler.
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, handshake::installed_signal());
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    thread_tid_ = sys::gettid();
+    bool ok = run_cycle();
+    thread_tid_ = 0;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return ok;
+  }
+  if (sys::gettid() == thread_tid_)
+    throw Error("cmr: collect() was called from a tracked object's destructor");
+  std::unique_lock lock(request_mutex_);
+  const std::uint64_t ticket = ++requested_;
+  wake();
+  done_cv_.wait(lock, [&] { return completed_ >= ticket || stopping_.load(); });
+  return completed_ >= ticket && last_ok_;
+}
+
+void Collector::thread_main() noexcept {
+  // The collector never runs program signal handlers and is never held by its own
+  // handshake; its scanner child inherits this mask.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  pthread_setname_np(pthread_self(), "cmr-collector");
+  thread_tid_ = sys::gettid();
+  RuntimeState& s = rt();
+  for (;;) {
+    // acquire: pairs with wake().
+    const std::uint32_t seq = wake_seq_.load(std::memory_order_acquire);
+    if (stopping_.load(std::memory_order_relaxed)) break;
+    std::uint64_t serving;
+    {
+      std::lock_guard lock(request_mutex_);
+      serving = requested_;
+    }
+    const bool explicit_request = serving > completed_;
+    const bool automatic =
+        automatic_requested_.exchange(false, std::memory_order_relaxed) ||
+        s.allocated_since_cycle.load(std::memory_order_relaxed) >=
+            s.trigger_threshold.load(std::memory_order_relaxed);
+    if (!explicit_request && !automatic) {
+      sys::futex_wait(&wake_seq_, seq, 250'000'000);
+      continue;
+    }
+    bool ok;
+    {
+      std::lock_guard lock(cycle_mutex_);
+      ok = run_cycle();
+    }
+    {
+      std::lock_guard lock(request_mutex_);
+      if (serving > completed_) {
+        completed_ = serving;
+        last_ok_ = ok;
+      }
+    }
+    done_cv_.notify_all();
+  }
+}
+
+bool Collector::copy_roots() noexcept {
+  RuntimeState& s = rt();
+  roots_.size = 0;
+  for (ThreadRecord* r : s.records) {
+    // relaxed: the owner is held (or gone); its writes were published by its ack.
+    for (SlotBlock* b = r->slot_blocks.load(std::memory_order_relaxed); b != nullptr; b = b->next)
+      for (auto& slot : b->slots)
+        if (void* v = slot.load(std::memory_order_relaxed))
+          if (!roots_.push(reinterpret_cast<std::uintptr_t>(v))) return false;
+  }
+  for (RootNode* n = s.roots.next; n != &s.roots; n = n->next) {
+    // relaxed: a Root may be stored to by a thread that is not registered (only null or a
+    // pointer protected elsewhere, so either value is safe); one word, read atomically.
+    auto* cell = static_cast<const std::atomic<std::uintptr_t>*>(n->cell);
+    if (std::uintptr_t v = cell->load(std::memory_order_relaxed))
+      if (!roots_.push(v)) return false;
+  }
+  return true;
+}
+
+void Collector::cut_logs() noexcept {
+  RuntimeState& s = rt();
+  ranges_.size = 0;
+  new_count_ = 0;
+  for (ThreadRecord* r : s.records) {
+    // relaxed: see copy_roots().
+    LogChunk* tail = r->log_tail.load(std::memory_order_relaxed);
+    std::size_t len = tail->len.load(std::memory_order_relaxed);
+    r->cut_chunk = tail;
+    r->cut_len = len;
+    std::size_t count = 0;
+    std::size_t from = r->consumed_index;
+    for (LogChunk* c = r->consumed_chunk;; c = c->next.load(std::memory_order_relaxed)) {
+      std::size_t end = c == tail ? len : c->len.load(std::memory_order_relaxed);
+      count += end - from;
+      from = 0;
+      if (c == tail) break;
+    }
+    if (count != 0) {
+      ranges_.data[ranges_.size++] = LogRange{r->consumed_chunk, r->consumed_index, tail, len};
+      new_count_ += count;
+    }
+  }
+}
+
+void Collector::finish_logs(bool completed) noexcept {
+  RuntimeState& s = rt();
+  std::lock_guard lock(s.registry_mutex);
+  auto& records = s.records;
+  for (std::size_t i = 0; i < records.size();) {
+    ThreadRecord* r = records[i];
+    if (r->cut_chunk == nullptr) {  // registered after the pause
+      ++i;
+      continue;
+    }
+    if (completed) {
+      // Every chunk before the cut is consumed; the thread only writes its tail, which
+      // is the cut chunk or a later one.
+      for (LogChunk* c = r->consumed_chunk; c != r->cut_chunk;) {
+        LogChunk* next = c->next.load(std::memory_order_relaxed);
+        sys::unmap(c, sizeof(LogChunk));
+        c = next;
+      }
+      r->consumed_chunk = r->cut_chunk;
+      r->consumed_index = r->cut_len;
+    }
+    r->cut_chunk = nullptr;
+    if (r->gone) r->alive = false;
+    LogChunk* tail = r->log_tail.load(std::memory_order_relaxed);
+    const bool drained = r->consumed_chunk == tail &&
+                         r->consumed_index == tail->len.load(std::memory_order_relaxed);
+    if (!r->alive && drained) {
+      s.dead_allocated_objects += r->allocated_objects.load(std::memory_order_relaxed);
+      s.dead_allocated_bytes += r->allocated_bytes.load(std::memory_order_relaxed);
+      destroy_record(r);
+      records[i] = records.back();
+      records.pop_back();
+      continue;
+    }
+    ++i;
+  }
+}
+
+void Collector::process_answer(ScanResult* result) noexcept {
+  const std::uintptr_t* entries = result->entries();
+  const std::size_t n = result->count;
+  MappedBuffer<std::uintptr_t> next;
+  if (!next.reserve(result->reachable + 1)) {
+    // Cannot keep the survivor list: free nothing (safe), keep the old one and the logs.
+    diagnose("cycle skipped: out of memory for the survivor table (%zu entries)", n);
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::uint64_t freed_objects = 0, freed_bytes = 0, live_bytes = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uintptr_t e = entries[i];
+    if ((e & 1) != 0) {
+      next.data[next.size++] = e & ~std::uintptr_t{1};
+      live_bytes += object_bytes(reinterpret_cast<void*>(e & ~std::uintptr_t{1}));
+    } else {
+      freed_bytes += free_object(reinterpret_cast<void*>(e));
+      ++freed_objects;
+    }
+  }
+  survivors_.release();
+  survivors_ = next;
+  survivor_bytes_ = live_bytes;
+  // relaxed: counters for stats().
+  objects_freed_.fetch_add(freed_objects, std::memory_order_relaxed);
+  bytes_freed_.fetch_add(freed_bytes, std::memory_order_relaxed);
+}
+
+void Collector::record_pause(std::int64_t ns) noexcept {
+  // relaxed: statistics only; the collector is their single writer.
+  last_pause_.store(ns, std::memory_order_relaxed);
+  total_pause_.store(total_pause_.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
+  if (ns > max_pause_.load(std::memory_order_relaxed)) max_pause_.store(ns, std::memory_order_relaxed);
+}
+
+bool Collector::run_cycle() {
+  RuntimeState& s = rt();
+  std::unique_lock registry(s.registry_mutex);
+
+  // Before the pause (nothing is held yet, so allocating is still allowed).
+  targets_.clear();
+  std::size_t slot_estimate = s.root_count + 64;
+  for (ThreadRecord* r : s.records) {
+    if (r->alive && !r->gone && r->tid != thread_tid_) targets_.push_back(r);
+    for (SlotBlock* b = r->slot_blocks.load(std::memory_order_relaxed); b != nullptr; b = b->next)
+      slot_estimate += kSlotsPerBlock;
+  }
+  if (!ranges_.reserve(s.records.size() + 1) || !roots_.reserve(slot_estimate)) {
+    registry.unlock();
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    diagnose("cycle skipped: out of memory for the root buffers");
+    return false;
+  }
+  const std::uint64_t allocated_at_cut = s.allocated_since_cycle.load(std::memory_order_relaxed);
+
+  const std::int64_t t0 = sys::now_ns();
+  handshake::PauseOutcome held = handshake::pause(
+      targets_.data(), targets_.size(),
+      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.handshake_timeout).count());
+  if (!held.paused && !g_test_faults.skip_handshake_wait) {
+    handshake::release();
+    registry.unlock();
+    record_pause(sys::now_ns() - t0);
+    aborted_.fetch_add(1, std::memory_order_relaxed);
+    diagnose("cycle aborted, nothing freed: %zu thread(s) did not answer signal %d within "
+             "%lld ms (first: tid %d). Is the signal blocked in that thread, or is it stopped?",
+             held.unanswered, handshake::installed_signal(),
+             static_cast<long long>(options_.handshake_timeout.count()), held.unanswered_tid);
+    return false;
+  }
+
+  // ---- every registered thread is held: no malloc, no printing, until release() ----
+  bool ready = copy_roots();
+  cut_logs();
+  const std::size_t n = survivors_.size + new_count_;
+  auto* result = ready ? static_cast<ScanResult*>(sys::map_shared(ScanResult::bytes_for(n))) : nullptr;
+  int clone_error = ENOMEM;
+  snapshot::Child child;
+  if (result != nullptr) {
+    *plan_ = ScanPlan{survivors_.data, survivors_.size, ranges_.data, ranges_.size, new_count_,
+                      roots_.data, roots_.size, result,
+                      static_cast<std::uint32_t>(cycles_.load(std::memory_order_relaxed) + 1),
+                      g_test_faults};
+    if (g_test_faults.fail_clone > 0) --g_test_faults.fail_clone;
+    clone_error = snapshot::spawn(*plan_, child);
+  }
+  if (clone_error == 0 && g_test_hooks.collector_paused) g_test_hooks.collector_paused();
+  handshake::release();
+  // ---- threads run again ----
+  const std::int64_t pause_ns = sys::now_ns() - t0;
+  registry.unlock();
+  record_pause(pause_ns);
+  last_roots_.store(roots_.size, std::memory_order_relaxed);
+
+  if (clone_error != 0) {
+    if (result != nullptr) sys::unmap(result, ScanResult::bytes_for(n));
+    finish_logs(false);
+    clone_failures_.fetch_add(1, std::memory_order_relaxed);
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    diagnose("cycle skipped, nothing freed: cannot create the scanner process: %s",
+             std::strerror(clone_error));
+    return false;
+  }
+  if (g_test_hooks.collector_released) g_test_hooks.collector_released();
+
+  int detail = 0;
+  snapshot::Outcome outcome = snapshot::wait(
+      child, std::chrono::duration_cast<std::chrono::nanoseconds>(options_.scan_timeout).count(),
+      detail);
+  // acquire: pairs with the child's release store of `complete`.
+  const bool complete = outcome == snapshot::Outcome::kExited &&
+                        result->complete.load(std::memory_order_acquire) == 1 &&
+                        result->epoch == plan_->epoch && result->count == n;
+  if (!complete) {
+    sys::unmap(result, ScanResult::bytes_for(n));
+    finish_logs(false);
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    if (outcome == snapshot::Outcome::kTimedOut) {
+      timeouts_.fetch_add(1, std::memory_order_relaxed);
+      diagnose("cycle failed, nothing freed: the scanner ran past scan_timeout (%lld ms) "
+               "and was killed", static_cast<long long>(options_.scan_timeout.count()));
+    } else {
+      crashes_.fetch_add(1, std::memory_order_relaxed);
+      diagnose("cycle failed, nothing freed: the scanner %s %d without a complete answer",
+               outcome == snapshot::Outcome::kCrashed && detail > 0 && detail < 64
+                   ? "ended with status/signal" : "ended with", detail);
+    }
+    return false;
+  }
+
+  last_candidates_.store(n, std::memory_order_relaxed);
+  last_words_.store(result->words_scanned, std::memory_order_relaxed);
+  last_scan_.store(result->scan_ns, std::memory_order_relaxed);
+  if (result->scan_ns > max_scan_.load(std::memory_order_relaxed))
+    max_scan_.store(result->scan_ns, std::memory_order_relaxed);
+
+  process_answer(result);
+  sys::unmap(result, ScanResult::bytes_for(n));
+  finish_logs(true);
+
+  // relaxed: counters; see heap.cpp.
+  s.allocated_since_cycle.fetch_sub(std::min(allocated_at_cut,
+                                             s.allocated_since_cycle.load(std::memory_order_relaxed)),
+                                    std::memory_order_relaxed);
+  const auto by_ratio = static_cast<std::uint64_t>(static_cast<double>(survivor_bytes_) * options_.trigger_ratio);
+  s.trigger_threshold.store(std::max<std::uint64_t>(options_.trigger_bytes, by_ratio),
+                            std::memory_order_relaxed);
+  cycles_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void Collector::fill(Stats& out) const noexcept {
+  auto r = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  auto ns = [](const std::atomic<std::int64_t>& a) {
+    return std::chrono::nanoseconds(a.load(std::memory_order_relaxed));
+  };
+  out.cycles = r(cycles_);
+  out.cycles_aborted = r(aborted_);
+  out.cycles_failed = r(failed_);
+  out.clone_failures = r(clone_failures_);
+  out.scanner_crashes = r(crashes_);
+  out.scanner_timeouts = r(timeouts_);
+  out.objects_freed = r(objects_freed_);
+  out.bytes_freed = r(bytes_freed_);
+  out.last_candidates = r(last_candidates_);
+  out.last_roots = r(last_roots_);
+  out.last_words_scanned = r(last_words_);
+  out.last_pause = ns(last_pause_);
+  out.max_pause = ns(max_pause_);
+  out.total_pause = ns(total_pause_);
+  out.last_scan = ns(last_scan_);
+  out.max_scan = ns(max_scan_);
+}
+
+}  // namespace cmr::detail

@@ -1,0 +1,89 @@
+// src/collector.hpp: the cycle driver and the background collector thread (see .cpp).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "cmr/runtime.hpp"
+#include "scanner.hpp"
+
+namespace cmr::detail {
+
+class Collector {
+ public:
+  explicit Collector(const Options& options);
+  ~Collector();
+  Collector(const Collector&) = delete;
+  Collector& operator=(const Collector&) = delete;
+
+  // Starts the background thread (Options::background).
+  void start();
+  // Stops the background thread after the cycle in flight, if any. Idempotent.
+  void stop() noexcept;
+
+  // cmr::collect(): a cycle whose snapshot follows this call; true if it freed its garbage.
+  bool collect();
+
+  // From make(): enough bytes were allocated; wakes the background thread.
+  void request_automatic_cycle() noexcept;
+
+  // Adds the collector's counters to `out`.
+  void fill(Stats& out) const noexcept;
+
+ private:
+  bool run_cycle();
+  void thread_main() noexcept;
+  void wake() noexcept;
+  bool copy_roots() noexcept;
+  void cut_logs() noexcept;
+  void finish_logs(bool completed) noexcept;
+  void process_answer(ScanResult* result) noexcept;
+  void record_pause(std::int64_t ns) noexcept;
+
+  template <class T>
+  struct MappedBuffer {  // runtime-owned memory, grown with mmap (never malloc)
+    T* data = nullptr;
+    std::size_t capacity = 0;
+    std::size_t size = 0;
+    bool reserve(std::size_t n) noexcept;
+    bool push(T v) noexcept { return (size < capacity || reserve(capacity * 2 + 64)) ? (data[size++] = v, true) : false; }
+    void release() noexcept;
+  };
+
+  const Options options_;
+  std::mutex cycle_mutex_;  // one cycle in flight at a time (DESIGN invariant 6)
+
+  // Cycle working state, used under cycle_mutex_.
+  std::vector<ThreadRecord*> targets_;
+  MappedBuffer<std::uintptr_t> roots_;
+  MappedBuffer<LogRange> ranges_;
+  MappedBuffer<std::uintptr_t> survivors_;  // sorted live objects of completed cycles
+  ScanPlan* plan_ = nullptr;                // in a mapping of its own
+  std::size_t new_count_ = 0;
+  std::uint64_t survivor_bytes_ = 0;
+
+  // Background thread and collect() requests.
+  std::thread thread_;
+  std::atomic<int> thread_tid_{0};  // relaxed: compared with the caller's own tid only
+  std::atomic<std::uint32_t> wake_seq_{0};
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> automatic_requested_{false};
+  std::mutex request_mutex_;
+  std::condition_variable done_cv_;
+  std::uint64_t requested_ = 0;   // under request_mutex_
+  std::uint64_t completed_ = 0;
+  bool last_ok_ = false;
+
+  // Counters (written by the cycle, read relaxed by stats()).
+  std::atomic<std::uint64_t> cycles_{0}, aborted_{0}, failed_{0}, clone_failures_{0},
+      crashes_{0}, timeouts_{0}, objects_freed_{0}, bytes_freed_{0}, last_candidates_{0},
+      last_roots_{0}, last_words_{0};
+  std::atomic<std::int64_t> last_pause_{0}, max_pause_{0}, total_pause_{0}, last_scan_{0},
+      max_scan_{0};
+};
+
+}  // namespace cmr::detail

@@ -1,0 +1,33 @@
+// src/handshake.hpp: pausing every registered thread in a signal handler (see .cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cmr/detail/thread_record.hpp"
+
+namespace cmr::detail::handshake {
+
+// Installs the handler for `sig` with SA_RESTART. Throws cmr::Error if the program already
+// handles (or ignores) that signal, or if the signal cannot carry a handshake.
+void install(int sig);
+
+// The installed signal, or 0.
+int installed_signal() noexcept;
+
+struct PauseOutcome {
+  bool paused = false;         // every target is held in the handler
+  int unanswered_tid = 0;      // first thread that did not answer (when !paused)
+  std::size_t unanswered = 0;  // how many did not answer
+};
+
+// Sends the signal to each target and waits until all are held in the handler, or until
+// `timeout_ns` passed. On success they stay held until release(); on timeout the caller
+// must call release() too (which frees those that did answer). Targets whose thread no
+// longer exists are marked `gone` and skipped. Allocation-free.
+PauseOutcome pause(ThreadRecord* const* targets, std::size_t count, std::int64_t timeout_ns) noexcept;
+
+// Lets every held thread return from the handler.
+void release() noexcept;
+
+}  // namespace cmr::detail::handshake

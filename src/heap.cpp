@@ -1,0 +1,128 @@
+// src/heap.cpp: allocating tracked objects and accounting the bytes that trigger cycles.
+//
+// Layout: [backing block ... | ObjectHeader (16 B) | payload rounded up to 8 B]. The
+// header sits right before the object so the scanner finds an object's extent from its
+// address alone. Allocation never makes the object a candidate: make() does that after
+// the guard published it (DESIGN invariant 2). Accounting is per thread, flushed to the
+// global trigger counter in batches so that make() has no shared write in the common case.
+#include "heap.hpp"
+
+#include <algorithm>
+#include <new>
+
+#include "backing_allocator.hpp"
+#include "collector.hpp"
+#include "cmr/detail/object.hpp"
+#include "state.hpp"
+
+namespace cmr::detail {
+
+namespace {
+
+constexpr std::uint64_t kFlushBytes = 64 * 1024;
+
+std::size_t prefix_for(std::size_t align) { return std::max<std::size_t>(align, sizeof(ObjectHeader)); }
+
+void account(ThreadRecord* r, std::size_t bytes) {
+  // relaxed stores: totals read by stats() only; this thread is the single writer.
+  r->allocated_objects.store(r->allocated_objects.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+  r->allocated_bytes.store(r->allocated_bytes.load(std::memory_order_relaxed) + bytes,
+                           std::memory_order_relaxed);
+  r->pending_bytes += bytes;
+  if (r->pending_bytes >= kFlushBytes) [[unlikely]] {
+    std::uint64_t flushed = r->pending_bytes;
+    r->pending_bytes = 0;
+    RuntimeState& s = rt();
+    // relaxed: a counter compared against a threshold; the collector's wake-up futex
+    // carries the ordering that matters.
+    std::uint64_t total =
+        s.allocated_since_cycle.fetch_add(flushed, std::memory_order_relaxed) + flushed;
+    if (total >= s.trigger_threshold.load(std::memory_order_relaxed) && s.collector != nullptr)
+      s.collector->request_automatic_cycle();
+  }
+}
+
+void* allocate_impl(const TypeInfo* type, std::size_t count, bool& overflow) noexcept {
+  overflow = false;
+  if (count != 0 && type->size > (std::size_t{1} << 47) / count) {
+    overflow = true;
+    return nullptr;
+  }
+  std::size_t bytes = type->size * count;
+  std::size_t align = std::max<std::size_t>(type->align, alignof(ObjectHeader));
+  std::size_t prefix = prefix_for(align);
+  char* block = static_cast<char*>(backing::allocate(prefix + scan_span(bytes), align));
+  if (block == nullptr) return nullptr;
+  char* object = block + prefix;
+  ObjectHeader* h = header_of(object);
+  h->bytes = bytes;
+  h->type = type;
+  return object;
+}
+
+// Makes sure the next record_allocation() needs no new log chunk, so that running out of
+// memory surfaces here (before construction) rather than after the object was published.
+void reserve_log_entry(ThreadRecord* r) {
+  LogChunk* c = r->log_tail.load(std::memory_order_relaxed);
+  if (c->len.load(std::memory_order_relaxed) == kLogChunkEntries) grow_log(r);
+}
+
+}  // namespace
+
+void* allocate_object(const TypeInfo* type, std::size_t count) {
+  if (g_shut_down.load(std::memory_order_relaxed))
+    throw Error("cmr: make() was called after cmr::shutdown()");
+  ThreadRecord* r = current_record();
+  reserve_log_entry(r);
+  bool overflow;
+  void* object = allocate_impl(type, count, overflow);
+  if (object == nullptr) throw std::bad_alloc();
+  account(r, header_of(object)->bytes);
+  return object;
+}
+
+void* try_allocate_object(const TypeInfo* type, std::size_t count) noexcept {
+  if (g_shut_down.load(std::memory_order_relaxed)) return nullptr;
+  ThreadRecord* r;
+  try {
+    r = current_record();
+    reserve_log_entry(r);
+  } catch (...) {
+    return nullptr;
+  }
+  bool overflow;
+  void* object = allocate_impl(type, count, overflow);
+  if (object != nullptr) account(r, header_of(object)->bytes);
+  return object;
+}
+
+static void release_block(void* object) noexcept {
+  ObjectHeader* h = header_of(object);
+  std::size_t align = std::max<std::size_t>(h->type->align, alignof(ObjectHeader));
+  std::size_t prefix = prefix_for(align);
+  backing::deallocate(static_cast<char*>(object) - prefix, prefix + scan_span(h->bytes),
+                      align);
+}
+
+void discard_object(void* object) noexcept {
+  ThreadRecord* r = tls_record;
+  std::uint64_t bytes = header_of(object)->bytes;
+  r->allocated_objects.store(r->allocated_objects.load(std::memory_order_relaxed) - 1,
+                             std::memory_order_relaxed);
+  r->allocated_bytes.store(r->allocated_bytes.load(std::memory_order_relaxed) - bytes,
+                           std::memory_order_relaxed);
+  release_block(object);
+}
+
+std::size_t object_bytes(const void* object) noexcept { return header_of(object)->bytes; }
+
+std::size_t free_object(void* object) noexcept {
+  ObjectHeader* h = header_of(object);
+  std::size_t bytes = h->bytes;
+  if (h->type->destroy != nullptr) h->type->destroy(object, bytes / h->type->size);
+  release_block(object);
+  return bytes;
+}
+
+}  // namespace cmr::detail

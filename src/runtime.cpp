@@ -1,0 +1,173 @@
+// src/runtime.cpp: init, shutdown, collect and stats; option validation; diagnostics.
+//
+// Initialisation happens once per process, explicitly or on the first use of the API, and
+// a second init() with different options is refused, never applied. The runtime state
+// outlives static destruction (threads may still unregister then). At exit the collector
+// thread is stopped (a cycle in flight completes) but the API stays usable, so static
+// destructors that pop from a structure still work; after an explicit shutdown() new
+// guards, make() and collect() throw.
+#include <pthread.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "collector.hpp"
+#include "handshake.hpp"
+#include "state.hpp"
+#include "sys.hpp"
+
+namespace cmr {
+
+void stderr_sink(const char* message) noexcept { std::fprintf(stderr, "cmr: %s\n", message); }
+
+namespace detail {
+
+RuntimeState& rt() {
+  static RuntimeState* const state = new RuntimeState();
+  return *state;
+}
+
+void diagnose(const char* fmt, ...) {
+  DiagnosticSink sink = rt().options.diagnostics;
+  if (sink == nullptr) return;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  sink(buf);
+}
+
+void fatal(const char* fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "cmr: fatal: %s\n", buf);
+  std::abort();
+}
+
+namespace {
+
+void validate(const Options& o) {
+  if (o.handshake_timeout.count() <= 0)
+    throw Error("cmr: Options::handshake_timeout must be positive");
+  if (o.scan_timeout.count() <= 0) throw Error("cmr: Options::scan_timeout must be positive");
+  if (!(o.trigger_ratio >= 0.0) || o.trigger_ratio > 1e6)
+    throw Error("cmr: Options::trigger_ratio must be between 0 and 1e6");
+  if (o.trigger_bytes == 0) throw Error("cmr: Options::trigger_bytes must be positive");
+}
+
+void stop_at_exit() noexcept {
+  if (Collector* c = rt().collector) c->stop();
+}
+
+// The child of a program's own fork() has no collector thread and none of the other
+// threads; collection there is refused with a clear error rather than hanging.
+void atfork_prepare() noexcept { rt().registry_mutex.lock(); }
+void atfork_parent() noexcept { rt().registry_mutex.unlock(); }
+void atfork_child() noexcept {
+  rt().registry_mutex.unlock();
+  rt().in_forked_child = true;
+}
+
+void init_locked(const Options& options, bool implicit) {
+  RuntimeState& s = rt();
+  validate(options);
+  handshake::install(options.signal);
+  s.options = options;
+  s.implicit_init = implicit;
+  s.trigger_threshold.store(options.trigger_bytes, std::memory_order_relaxed);
+  auto* collector = new Collector(options);
+  s.collector = collector;
+  pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);
+  std::atexit(&stop_at_exit);
+  // release: pairs with the acquire load in ensure_running(); the state above is complete.
+  s.phase.store(Phase::kRunning, std::memory_order_release);
+  if (options.background) collector->start();
+}
+
+}  // namespace
+
+void ensure_running() {
+  RuntimeState& s = rt();
+  // acquire: pairs with the release store in init_locked().
+  Phase p = s.phase.load(std::memory_order_acquire);
+  if (p == Phase::kRunning) [[likely]] return;
+  std::lock_guard lock(s.init_mutex);
+  p = s.phase.load(std::memory_order_relaxed);
+  if (p == Phase::kShutDown) throw Error("cmr: the runtime was used after cmr::shutdown()");
+  if (p == Phase::kUninitialised) init_locked(Options{}, true);
+}
+
+}  // namespace detail
+
+void init(const Options& options) {
+  using namespace detail;
+  RuntimeState& s = rt();
+  std::lock_guard lock(s.init_mutex);
+  Phase p = s.phase.load(std::memory_order_relaxed);
+  if (p == Phase::kShutDown) throw Error("cmr: init() after shutdown() is not supported");
+  if (p == Phase::kRunning) {
+    if (options == s.options) return;
+    throw Error(s.implicit_init
+                    ? "cmr: init() with non-default options after the runtime was already "
+                      "initialised with defaults by an earlier use of the API; call "
+                      "cmr::init() before creating any Guard, Root or object"
+                    : "cmr: init() was called a second time with different options");
+  }
+  init_locked(options, false);
+}
+
+void shutdown() {
+  using namespace detail;
+  RuntimeState& s = rt();
+  std::lock_guard lock(s.init_mutex);
+  if (s.phase.load(std::memory_order_relaxed) != Phase::kRunning) {
+    s.phase.store(Phase::kShutDown, std::memory_order_relaxed);
+    g_shut_down.store(true, std::memory_order_relaxed);
+    return;
+  }
+  s.collector->stop();
+  // relaxed: a one-way flag; see thread_record.hpp.
+  g_shut_down.store(true, std::memory_order_relaxed);
+  s.phase.store(Phase::kShutDown, std::memory_order_release);
+}
+
+bool collect() {
+  using namespace detail;
+  ensure_running();
+  RuntimeState& s = rt();
+  if (s.in_forked_child)
+    throw Error("cmr: collect() in a child created by fork(): the collector does not run "
+                "there (it has no collector thread and only the forking thread)");
+  return s.collector->collect();
+}
+
+Stats stats() {
+  using namespace detail;
+  Stats out;
+  RuntimeState& s = rt();
+  if (s.phase.load(std::memory_order_acquire) == Phase::kUninitialised) return out;
+  s.collector->fill(out);
+  std::uint64_t objects = 0, bytes = 0;
+  {
+    std::lock_guard lock(s.registry_mutex);
+    objects = s.dead_allocated_objects;
+    bytes = s.dead_allocated_bytes;
+    for (ThreadRecord* r : s.records) {
+      // relaxed: totals written by their owners; a slightly stale sum is fine for stats.
+      objects += r->allocated_objects.load(std::memory_order_relaxed);
+      bytes += r->allocated_bytes.load(std::memory_order_relaxed);
+      if (r->alive) ++out.threads;
+    }
+  }
+  out.live_objects = objects - std::min(objects, out.objects_freed);
+  out.live_bytes = bytes - std::min(bytes, out.bytes_freed);
+  return out;
+}
+
+}  // namespace cmr

@@ -1,0 +1,70 @@
+// src/state.hpp: the process-wide runtime state shared by the src/ parts.
+//
+// One RuntimeState exists per process, created on first use and never destroyed (threads
+// may still unregister while static destructors run at exit). The registry lock guards the
+// thread list and the root list; the collector holds it for the whole pause, so neither
+// list changes while roots are copied (DESIGN invariant 3 and pitfall "threads registering
+// during a handshake").
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "cmr/atomic.hpp"
+#include "cmr/detail/thread_record.hpp"
+#include "cmr/runtime.hpp"
+
+namespace cmr::detail {
+
+class Collector;
+
+enum class Phase : int { kUninitialised, kRunning, kShutDown };
+
+struct RuntimeState {
+  std::mutex init_mutex;
+  std::atomic<Phase> phase{Phase::kUninitialised};
+  bool implicit_init = false;
+  Options options;
+  bool in_forked_child = false;
+
+  // ---- registry (under registry_mutex) ----
+  std::mutex registry_mutex;
+  std::vector<ThreadRecord*> records;  // alive, plus dead ones whose log is not consumed
+  RootNode roots;                      // sentinel of the circular root list
+  std::size_t root_count = 0;
+  std::uint64_t dead_allocated_objects = 0;  // totals of freed records
+  std::uint64_t dead_allocated_bytes = 0;
+
+  // ---- triggering ----
+  // Bytes allocated since the last completed cycle (flushed from threads in batches).
+  std::atomic<std::uint64_t> allocated_since_cycle{0};
+  std::atomic<std::uint64_t> trigger_threshold{8u << 20};
+
+  Collector* collector = nullptr;
+
+  RuntimeState() { roots.prev = roots.next = &roots; }
+};
+
+RuntimeState& rt();
+
+// Initialises with default options if nothing did yet; throws Error after shutdown().
+void ensure_running();
+
+// Reports a runtime event through Options::diagnostics (printf-style). Never call while
+// threads are paused: formatting may allocate.
+void diagnose(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Ends the process with a message: for misuse that cannot be reported by an exception
+// (in a destructor or noexcept path).
+[[noreturn]] void fatal(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Registers the calling thread if it is not yet (src/registry.cpp).
+ThreadRecord* current_record();
+
+// Frees a thread record and everything it owns; the caller holds the registry lock and
+// has consumed its log.
+void destroy_record(ThreadRecord* r) noexcept;
+
+}  // namespace cmr::detail

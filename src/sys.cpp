@@ -1,0 +1,72 @@
+// src/sys.cpp: raw system calls (see sys.hpp). No allocation, no locks, errno untouched
+// where callers are signal handlers (they save and restore it themselves).
+#include "sys.hpp"
+
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace cmr::detail::sys {
+
+int gettid() noexcept { return static_cast<int>(::syscall(SYS_gettid)); }
+
+int tgkill(int tid, int sig) noexcept {
+  if (::syscall(SYS_tgkill, static_cast<int>(::getpid()), tid, sig) == 0) return 0;
+  return errno;
+}
+
+std::int64_t now_ns() noexcept {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                std::int64_t timeout_ns) noexcept {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  timespec ts;
+  timespec* tsp = nullptr;
+  if (timeout_ns >= 0) {
+    ts.tv_sec = timeout_ns / 1'000'000'000;
+    ts.tv_nsec = timeout_ns % 1'000'000'000;
+    tsp = &ts;
+  }
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
+            tsp, nullptr, 0);
+}
+
+void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, 0x7fffffff,
+            nullptr, nullptr, 0);
+}
+
+std::size_t page_round(std::size_t bytes) noexcept {
+  constexpr std::size_t kPage = 4096;
+  return (bytes + kPage - 1) & ~(kPage - 1);
+}
+
+void* map_private(std::size_t bytes) noexcept {
+  void* p = ::mmap(nullptr, page_round(bytes), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void* map_shared(std::size_t bytes) noexcept {
+  void* p = ::mmap(nullptr, page_round(bytes), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+
+void unmap(void* p, std::size_t bytes) noexcept {
+  if (p != nullptr) ::munmap(p, page_round(bytes));
+}
+
+void exit_group(int code) noexcept {
+  for (;;) ::syscall(SYS_exit_group, code);
+}
+
+}  // namespace cmr::detail::sys

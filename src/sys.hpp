@@ -1,0 +1,36 @@
+// src/sys.hpp: thin wrappers over the raw system calls the runtime needs.
+//
+// Everything here is async-signal-safe and allocation-free, so it may be used by the
+// handshake handler, by the collector while threads are paused, and by the scanner child
+// (which must not touch malloc or any lock: DESIGN invariant 5).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace cmr::detail::sys {
+
+int gettid() noexcept;
+// 0 on success, else the errno value.
+int tgkill(int tid, int sig) noexcept;
+// Monotonic clock, nanoseconds.
+std::int64_t now_ns() noexcept;
+
+// Waits while *word == expected, at most timeout_ns (< 0: forever). Returns on wake-up,
+// value change, timeout or signal; callers re-check their condition.
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                std::int64_t timeout_ns = -1) noexcept;
+void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
+
+// Anonymous private mapping of at least `bytes`, zero-filled; null on failure.
+void* map_private(std::size_t bytes) noexcept;
+// Anonymous shared mapping (stays shared with a child created after it).
+void* map_shared(std::size_t bytes) noexcept;
+void unmap(void* p, std::size_t bytes) noexcept;
+std::size_t page_round(std::size_t bytes) noexcept;
+
+// Immediately ends the calling process, bypassing atexit and sanitizer exit hooks.
+[[noreturn]] void exit_group(int code) noexcept;
+
+}  // namespace cmr::detail::sys
