@@ -23,6 +23,7 @@
 #include <cstring>
 #include <string>
 
+#include "cmr/detail/hooks.hpp"
 #include "cmr/runtime.hpp"
 #include "sys.hpp"
 
@@ -47,6 +48,7 @@ void on_signal(int) {
     // instruction (guard slots, log entries, slot blocks) is visible to the collector once
     // it sees the ack. This is what lets the fast paths publish without fences.
     r->acked_epoch.store(e, std::memory_order_release);
+    if (g_test_faults.handler_fails_a_syscall) sys::futex_wait(&g_acks, ~g_acks.load(std::memory_order_relaxed), 0);
     // release: pairs with the collector's acquire load of g_acks before it sleeps.
     g_acks.fetch_add(1, std::memory_order_release);
     sys::futex_wake_all(&g_acks);

@@ -1,0 +1,333 @@
+// Invariant tests: each DESIGN.md invariant, provoked at the exact interruption point it
+// protects. This file is compiled with CMR_TEST_HOOKS, which places the hooks of
+// cmr/detail/hooks.hpp into the inline fast paths for the types declared here. The
+// mutation each test was checked against is named in docs/invariants.md.
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <thread>
+#include <vector>
+
+#include <cmr/cmr.hpp>
+#include <cmr/detail/hooks.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// Destruction is recorded in a side table, never read from the (possibly freed) object.
+constexpr int kMaxIds = 1 << 16;
+std::atomic<int> g_destroyed[kMaxIds];
+std::atomic<int> g_next_id{0};
+
+struct Tracked {
+  Tracked() : id(g_next_id.fetch_add(1)) {}
+  ~Tracked() { g_destroyed[id].fetch_add(1); }
+  int id;
+  cmr::Atomic<Tracked> next;
+};
+
+bool destroyed(int id) { return g_destroyed[id].load() != 0; }
+
+struct HookReset {
+  ~HookReset() { cmr::detail::g_test_hooks = {}; }
+};
+
+// ---- Invariant 1: protect validates --------------------------------------------------
+
+cmr::Root<Tracked>* g_src;
+Tracked* g_replacement;
+int g_protect_hook_calls;
+
+void unlink_and_collect() {
+  if (g_protect_hook_calls++ != 0) return;
+  // The value protect() just loaded is unlinked and becomes garbage before it is published.
+  g_src->store(g_replacement);
+  ASSERT_TRUE(cmr::collect());
+}
+
+TEST(ProtectValidates, APointerUnlinkedBeforeThePublishIsNeverReturned) {
+  HookReset reset;
+  cmr::Root<Tracked> src;
+  g_src = &src;
+  int old_id, new_id;
+  {
+    cmr::Guard<Tracked> g;
+    Tracked* old_obj = cmr::make<Tracked>(g);
+    old_id = old_obj->id;
+    src.store(old_obj);
+  }
+  {
+    cmr::Guard<Tracked> keep;  // keeps the replacement alive across the hook's cycle
+    g_replacement = cmr::make<Tracked>(keep);
+    new_id = g_replacement->id;
+    g_protect_hook_calls = 0;
+    cmr::detail::g_test_hooks.protect_after_load = &unlink_and_collect;
+    cmr::Guard<Tracked> g;
+    Tracked* p = g.protect(src);
+    cmr::detail::g_test_hooks.protect_after_load = nullptr;
+    // The first load saw the old object, which the hook's cycle freed: protect must have
+    // noticed the change and returned the replacement.
+    EXPECT_TRUE(destroyed(old_id));
+    ASSERT_EQ(p, g_replacement);
+    EXPECT_FALSE(destroyed(p->id));
+    EXPECT_EQ(p->id, new_id);
+  }
+}
+
+// ---- Invariant 2: born protected ------------------------------------------------------
+
+void collect_in_make() { ASSERT_TRUE(cmr::collect()); }
+
+TEST(BornProtected, AnObjectIsGuardedBeforeItBecomesACandidate) {
+  HookReset reset;
+  cmr::detail::g_test_hooks.make_after_publish = &collect_in_make;
+  int id;
+  {
+    cmr::Guard<Tracked> g;
+    Tracked* t = cmr::make<Tracked>(g);
+    cmr::detail::g_test_hooks.make_after_publish = nullptr;
+    id = t->id;
+    ASSERT_TRUE(cmr::collect());  // now a candidate, and guarded
+    EXPECT_FALSE(destroyed(id));
+  }
+  ASSERT_TRUE(cmr::collect());
+  EXPECT_EQ(g_destroyed[id].load(), 1);
+}
+
+// ---- Invariant 3: consistent snapshot ---------------------------------------------------
+
+struct alignas(64) Counter {
+  std::atomic<std::uint64_t> value{0};
+};
+Counter g_counters[3];
+std::atomic<bool> g_frozen_ok{true};
+std::atomic<int> g_paused_checks{0};
+
+void check_frozen() {
+  std::uint64_t before[3], after[3];
+  for (int i = 0; i < 3; ++i) before[i] = g_counters[i].value.load();
+  std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 3; ++i) after[i] = g_counters[i].value.load();
+  for (int i = 0; i < 3; ++i)
+    if (before[i] != after[i]) g_frozen_ok = false;
+  g_paused_checks.fetch_add(1);
+}
+
+TEST(ConsistentSnapshot, EveryRegisteredThreadIsHeldUntilTheChildExists) {
+  HookReset reset;
+  std::atomic<bool> stop{false};
+  std::atomic<int> ready{0};
+  std::vector<std::thread> workers;
+  for (int i = 0; i < 3; ++i)
+    workers.emplace_back([&, i] {
+      cmr::Guard<Tracked> g;  // registers the thread
+      ready.fetch_add(1);
+      while (!stop.load(std::memory_order_relaxed))
+        g_counters[i].value.fetch_add(1, std::memory_order_relaxed);
+    });
+  while (ready.load() != 3) std::this_thread::yield();
+  cmr::detail::g_test_hooks.collector_paused = &check_frozen;
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(cmr::collect());
+  cmr::detail::g_test_hooks.collector_paused = nullptr;
+  stop = true;
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(g_paused_checks.load(), 5);
+  EXPECT_TRUE(g_frozen_ok.load()) << "a registered thread ran while the collector held the snapshot";
+}
+
+TEST(ConsistentSnapshot, AThreadThatNeverAnswersAbortsTheCycleAndNothingIsFreed) {
+  int garbage_id;
+  {
+    cmr::Guard<Tracked> g;
+    garbage_id = cmr::make<Tracked>(g)->id;
+  }
+  std::atomic<int> phase{0};
+  std::thread deaf([&] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    cmr::Guard<Tracked> g;  // registered, but deaf to the handshake
+    phase = 1;
+    while (phase.load() != 2) std::this_thread::sleep_for(1ms);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // the pending signal is now harmless
+    phase = 3;
+  });
+  while (phase.load() != 1) std::this_thread::yield();
+  const auto before = cmr::stats();
+  EXPECT_FALSE(cmr::collect());
+  const auto after = cmr::stats();
+  EXPECT_EQ(after.cycles_aborted, before.cycles_aborted + 1);
+  EXPECT_EQ(after.objects_freed, before.objects_freed);
+  EXPECT_FALSE(destroyed(garbage_id));
+  phase = 2;
+  while (phase.load() != 3) std::this_thread::yield();
+  EXPECT_TRUE(cmr::collect());
+  EXPECT_EQ(g_destroyed[garbage_id].load(), 1);
+  deaf.join();
+}
+
+// ---- Invariant 4: signal-safe state ---------------------------------------------------
+
+TEST(SignalSafeState, TheHandlerPreservesErrno) {
+  std::atomic<bool> stop{false}, ready{false};
+  std::atomic<long> clobbered{0};
+  std::thread t([&] {
+    cmr::Guard<Tracked> g;
+    ready = true;
+    while (!stop.load(std::memory_order_relaxed)) {
+      errno = 4242;
+      for (int i = 0; i < 1000; ++i) {
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        if (errno != 4242) {
+          clobbered.fetch_add(1);
+          errno = 4242;
+        }
+      }
+    }
+  });
+  while (!ready.load()) std::this_thread::yield();
+  cmr::detail::g_test_faults.handler_fails_a_syscall = true;  // EAGAIN inside the handler
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(cmr::collect());
+  cmr::detail::g_test_faults.handler_fails_a_syscall = false;
+  stop = true;
+  t.join();
+  EXPECT_EQ(clobbered.load(), 0);
+}
+
+TEST(SignalSafeState, ABlockingReadIsRestartedNotInterrupted) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  std::atomic<bool> ready{false};
+  ssize_t got = 0;
+  int err = 0;
+  char byte = 0;
+  std::thread reader([&] {
+    cmr::Guard<Tracked> g;
+    ready = true;
+    got = read(fds[0], &byte, 1);
+    err = got < 0 ? errno : 0;
+  });
+  while (!ready.load()) std::this_thread::yield();
+  std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(cmr::collect());
+  ASSERT_EQ(write(fds[1], "x", 1), 1);
+  reader.join();
+  EXPECT_EQ(got, 1) << "read() failed with errno " << err;
+  EXPECT_EQ(byte, 'x');
+  close(fds[0]);
+  close(fds[1]);
+}
+
+TEST(SignalSafeState, GuardsAndLogsGrowingDuringCyclesLoseNothing) {
+  // Slot blocks and log chunks are published while cycles interrupt their owners.
+  std::atomic<bool> stop{false};
+  std::atomic<bool> failed{false};
+  std::thread grower([&] {
+    for (int round = 0; round < 6 && !failed; ++round) {
+      std::vector<cmr::Guard<Tracked>> guards(3000);
+      std::vector<int> ids;
+      for (auto& g : guards) ids.push_back(cmr::make<Tracked>(g)->id);
+      for (std::size_t i = 0; i < guards.size(); ++i)
+        if (destroyed(ids[i]) || guards[i].get()->id != ids[i]) failed = true;
+    }
+    stop = true;
+  });
+  int cycles = 0;
+  while (!stop.load()) {
+    ASSERT_TRUE(cmr::collect());
+    ++cycles;
+  }
+  grower.join();
+  EXPECT_FALSE(failed.load());
+  EXPECT_GT(cycles, 0);
+}
+
+// ---- Invariant 6: only complete answers free; later objects are not candidates ----------
+
+cmr::Root<Tracked>* g_late_root;
+int g_late_id = -1;
+
+void allocate_after_release() {
+  // Runs on the collector's thread after the threads were released, before the answer is
+  // used: this object is reachable and not part of the snapshot.
+  cmr::Guard<Tracked> g;
+  Tracked* t = cmr::make<Tracked>(g);
+  g_late_id = t->id;
+  g_late_root->store(t);
+}
+
+TEST(CompleteAnswers, ObjectsAllocatedAfterTheSnapshotAreNotCandidates) {
+  HookReset reset;
+  cmr::Root<Tracked> root;
+  g_late_root = &root;
+  cmr::detail::g_test_hooks.collector_released = &allocate_after_release;
+  ASSERT_TRUE(cmr::collect());
+  cmr::detail::g_test_hooks.collector_released = nullptr;
+  ASSERT_GE(g_late_id, 0);
+  EXPECT_FALSE(destroyed(g_late_id));
+  ASSERT_TRUE(cmr::collect());
+  EXPECT_FALSE(destroyed(g_late_id));
+  root.store(nullptr);
+  ASSERT_TRUE(cmr::collect());
+  EXPECT_EQ(g_destroyed[g_late_id].load(), 1);
+}
+
+TEST(CompleteAnswers, AScannerThatCrashesFreesNothingAndTheNextCycleDoes) {
+  int id;
+  {
+    cmr::Guard<Tracked> g;
+    id = cmr::make<Tracked>(g)->id;
+  }
+  const auto before = cmr::stats();
+  cmr::detail::g_test_faults.child_crash = true;
+  EXPECT_FALSE(cmr::collect());
+  cmr::detail::g_test_faults.child_crash = false;
+  EXPECT_EQ(cmr::stats().scanner_crashes, before.scanner_crashes + 1);
+  EXPECT_FALSE(destroyed(id));
+  cmr::detail::g_test_faults.child_exit_early = true;
+  EXPECT_FALSE(cmr::collect());
+  cmr::detail::g_test_faults.child_exit_early = false;
+  EXPECT_FALSE(destroyed(id));
+  cmr::detail::g_test_faults.fail_clone = 1;
+  EXPECT_FALSE(cmr::collect());
+  EXPECT_EQ(cmr::stats().clone_failures, before.clone_failures + 1);
+  EXPECT_FALSE(destroyed(id));
+  EXPECT_TRUE(cmr::collect());
+  EXPECT_EQ(g_destroyed[id].load(), 1);
+}
+
+// ---- Invariant 5: the child never allocates or uses fork() ------------------------------
+
+std::atomic<int> g_atfork_calls{0};
+
+TEST(RawClone, CyclesNeverRunForkHandlersAndSurviveThreadsInMalloc) {
+  pthread_atfork([] { g_atfork_calls.fetch_add(1); }, nullptr, nullptr);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> hammer;
+  for (int i = 0; i < 2; ++i)
+    hammer.emplace_back([&] {
+      cmr::Guard<Tracked> g;
+      std::vector<void*> live(64, nullptr);
+      unsigned x = 12345;
+      while (!stop.load(std::memory_order_relaxed)) {
+        x = x * 1103515245 + 12345;
+        void*& slot = live[x % live.size()];
+        free(slot);
+        slot = malloc(16 + x % 4000);
+      }
+      for (void* p : live) free(p);
+    });
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(cmr::collect());
+  stop = true;
+  for (auto& t : hammer) t.join();
+  EXPECT_EQ(g_atfork_calls.load(), 0);
+}
+
+}  // namespace
