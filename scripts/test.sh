@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The test command of the README's quick start, and what CI runs.
+#
+# Installs what it needs (Debian 12 packages, when missing), then:
+#   1. Release build of the library, tests and examples; the whole ctest suite;
+#   2. AddressSanitizer + UBSan build of the tests; the whole suite again;
+#   3. the install/consumer check (find_package(cmr CONFIG) from a separate project).
+# Usage: scripts/test.sh [--no-install] [--skip-asan]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+install=1
+asan=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-install) install=0 ;;
+    --skip-asan) asan=0 ;;
+    *) echo "unknown option: $arg" >&2; exit 2 ;;
+  esac
+done
+
+packages=(cmake g++ make libgtest-dev libgmock-dev)
+if ((install)); then
+  missing=()
+  for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "== installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+
+jobs=$(nproc)
+
+echo "== Release build and tests"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCMR_BUILD_BENCHMARKS=OFF
+cmake --build build/release -j"$jobs"
+ctest --test-dir build/release --output-on-failure --timeout 600
+
+if ((asan)); then
+  echo "== AddressSanitizer + UBSan build and tests"
+  cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMR_SANITIZE=address,undefined \
+    -DCMR_BUILD_BENCHMARKS=OFF -DCMR_BUILD_EXAMPLES=OFF
+  cmake --build build/asan -j"$jobs"
+  ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --test-dir build/asan --output-on-failure --timeout 900
+fi
+
+if [[ -x scripts/check_package.sh ]]; then
+  echo "== install + find_package consumer"
+  scripts/check_package.sh
+fi
+echo "== all tests passed"
