@@ -131,8 +131,9 @@ bool scan(const ScanPlan& plan) noexcept {
     s.ends[i] = entries[i] + scan_span(header_of(reinterpret_cast<void*>(entries[i]))->bytes);
 
   Marker marker(entries, s.ends, n, s.stack);
-  if (plan.faults.child_crash)  // as a wild read would, without undefined behaviour
-    ::syscall(SYS_kill, ::syscall(SYS_getpid), SIGSEGV);
+  // A killed scanner (the child inherits the collector's all-blocked signal mask, so only
+  // an unblockable signal ends it, as a wild read's forced SIGSEGV would).
+  if (plan.faults.child_crash) ::syscall(SYS_kill, ::syscall(SYS_getpid), SIGKILL);
   for (std::size_t i = 0; i < plan.root_count; ++i) {
     marker.visit(plan.roots[i]);
     marker.drain();
