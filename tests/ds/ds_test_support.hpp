@@ -1,0 +1,118 @@
+// tests/ds/ds_test_support.hpp: shared helpers for the data-structure tests.
+//
+// Counted: a move-only element whose constructions and destructions are counted, so a test
+// can tell that every element was destroyed exactly once (live() back to zero, never below).
+// start_counting() resets the counts at a quiet point.
+// CollectorLoop: a thread that runs cmr::collect() back to back while a test runs, and
+// records the largest live tracked-object count it saw, so a test can check that memory is
+// really reclaimed while the structure is in use.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <thread>
+
+#include <cmr/cmr.hpp>
+
+namespace cmr_ds_test {
+
+class Counted {
+ public:
+  explicit Counted(std::uint64_t v) : value_(v) { constructed_.fetch_add(1); }
+  Counted(Counted&& other) noexcept : value_(other.value_) {
+    other.value_ = kMovedFrom;
+    constructed_.fetch_add(1);
+  }
+  Counted& operator=(Counted&& other) noexcept {
+    value_ = other.value_;
+    other.value_ = kMovedFrom;
+    return *this;
+  }
+  Counted(const Counted&) = delete;
+  Counted& operator=(const Counted&) = delete;
+  ~Counted() { destroyed_.fetch_add(1); }
+
+  std::uint64_t value() const { return value_; }
+  bool operator<(const Counted& o) const { return value_ < o.value_; }
+  bool operator==(const Counted& o) const { return value_ == o.value_; }
+
+  // Objects constructed (moves included) and not yet destroyed. Negative means a double
+  // destruction.
+  static long live() { return constructed_.load() - destroyed_.load(); }
+  static void reset_counts() {
+    constructed_.store(0);
+    destroyed_.store(0);
+  }
+
+  static constexpr std::uint64_t kMovedFrom = ~std::uint64_t{0};
+
+ private:
+  std::uint64_t value_;
+  static inline std::atomic<long> constructed_{0};
+  static inline std::atomic<long> destroyed_{0};
+};
+
+struct CountedHash {
+  std::size_t operator()(const Counted& c) const { return std::hash<std::uint64_t>()(c.value()); }
+};
+
+// Runs a full cycle and returns the live tracked-object count once its garbage is freed.
+// Retries an aborted cycle (a slow thread under a sanitizer) a few times.
+inline std::uint64_t collect_and_count_live() {
+  for (int i = 0; i < 5 && !cmr::collect(); ++i) {
+  }
+  return cmr::stats().live_objects;
+}
+
+// Starts counting Counted objects afresh. Collects first: nodes a previous test left as
+// garbage may still hold Counted values, and destroying them later would skew the counts.
+inline void start_counting() {
+  collect_and_count_live();
+  Counted::reset_counts();
+}
+
+// cmr's scan is conservative (DESIGN invariant 7): a stale word that looks like a pointer
+// (seen in practice: padding bytes of recycled malloc memory inside a live node) may keep
+// a garbage node alive. Tests that count live objects while a structure still exists allow
+// that many of `garbage` nodes to survive a cycle; the structures make sure one false
+// reference retains one node, not a chain.
+constexpr std::uint64_t false_retention_allowance(std::uint64_t garbage) {
+  return 8 + garbage / 50;
+}
+
+class CollectorLoop {
+ public:
+  CollectorLoop() : thread_([this] { run(); }) {}
+  ~CollectorLoop() { stop(); }
+  CollectorLoop(const CollectorLoop&) = delete;
+  CollectorLoop& operator=(const CollectorLoop&) = delete;
+
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  std::uint64_t max_live_objects() const { return max_live_.load(); }
+  std::uint64_t cycles() const { return cycles_.load(); }
+
+ private:
+  void run() {
+    while (!stop_.load()) {
+      sample();  // just before a cycle: everything allocated since the last one
+      if (cmr::collect()) cycles_.fetch_add(1);
+    }
+    sample();
+  }
+  void sample() {
+    std::uint64_t live = cmr::stats().live_objects;
+    if (live > max_live_.load()) max_live_.store(live);
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> max_live_{0};
+  std::atomic<std::uint64_t> cycles_{0};
+  std::thread thread_;  // last: started once the fields above exist
+};
+
+}  // namespace cmr_ds_test
