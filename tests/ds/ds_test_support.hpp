@@ -6,13 +6,18 @@
 // CollectorLoop: a thread that runs cmr::collect() back to back while a test runs, and
 // records the largest live tracked-object count it saw, so a test can check that memory is
 // really reclaimed while the structure is in use.
+// run_rounds(): a long run cut into rounds, with a full cycle at a quiet point between
+// rounds, so that "live objects stay bounded" does not depend on how fast the collector
+// is compared with threads that do nothing but allocate.
 #pragma once
 
 #include <atomic>
+#include <barrier>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <thread>
+#include <vector>
 
 #include <cmr/cmr.hpp>
 
@@ -114,5 +119,32 @@ class CollectorLoop {
   std::atomic<std::uint64_t> cycles_{0};
   std::thread thread_;  // last: started once the fields above exist
 };
+
+// Runs body(thread, round) on `threads` threads for `rounds` rounds. After each round, while
+// every worker waits at a barrier holding no guard, runs a full cycle and records the live
+// tracked-object count it leaves: the structure's own nodes plus false retention, if the
+// round's garbage was really reclaimable.
+template <class Body>
+std::vector<std::uint64_t> run_rounds(int threads, int rounds, Body body) {
+  std::barrier sync(threads + 1);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&sync, &body, t, rounds] {
+      for (int r = 0; r < rounds; ++r) {
+        body(t, r);
+        sync.arrive_and_wait();  // round done
+        sync.arrive_and_wait();  // cycle done
+      }
+    });
+  }
+  std::vector<std::uint64_t> live_after_round;
+  for (int r = 0; r < rounds; ++r) {
+    sync.arrive_and_wait();
+    live_after_round.push_back(collect_and_count_live());
+    sync.arrive_and_wait();
+  }
+  for (auto& w : workers) w.join();
+  return live_after_round;
+}
 
 }  // namespace cmr_ds_test

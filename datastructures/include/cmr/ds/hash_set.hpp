@@ -126,8 +126,9 @@ class HashSet {
     for (;;) {
       Window w = find(bucket, n != nullptr ? n->key : key, g);
       if (w.found) {
-        // Lost a race to an equal key. n was never published, so its key can be taken
-        // back and destroyed here instead of on the collector thread.
+        // Present already. If n exists we lost a race to an equal key; n was never
+        // published, so its key can be taken back and destroyed here rather than on the
+        // collector thread.
         if (n != nullptr) {
           [[maybe_unused]] K discarded(std::move(n->key));
         }
