@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# scripts/bench_plot.sh: PNG plots of cmr_compare output with gnuplot.
+#
+#   scripts/bench_plot.sh RESULTS_CSV [STALL_TIMELINE_CSV] OUT_DIR
+#
+# Writes OUT_DIR/throughput_<workload>.png (throughput vs threads, one line per impl, one
+# panel per mix/key range) and, given a timeline, OUT_DIR/stall.png (RSS and unreclaimed
+# objects over time in the stalled-thread run, one line per impl). awk splits the CSV into
+# per-line data files so gnuplot never has to filter (filtered-out points break lines).
+set -euo pipefail
+
+if [[ $# -eq 2 ]]; then results=$1; timeline=""; out=$2
+elif [[ $# -eq 3 ]]; then results=$1; timeline=$2; out=$3
+else echo "usage: $0 RESULTS_CSV [STALL_TIMELINE_CSV] OUT_DIR" >&2; exit 2; fi
+command -v gnuplot >/dev/null || { echo "bench_plot: gnuplot not found, no plots" >&2; exit 0; }
+
+data="$out/plot-data"
+rm -rf "$data"
+mkdir -p "$data"
+# noenhanced: impl names such as cds_hp are literal text, not subscripts.
+terminal="pngcairo noenhanced size 1400,900 font ',10'"
+gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || terminal="png noenhanced size 1400,900"
+
+# Throughput: data/<workload>.<panel>.<impl>.dat with "threads mops", plus a panel index.
+awk -F, -v dir="$data" '
+  FNR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+  $col["mops"] == "" { next }
+  {
+    w = $col["workload"]
+    panel = ($col["mix"] == "-") ? "push+pop" : ($col["mix"] " keys " $col["keys"])
+    if (!((w, panel) in pid)) { pid[w, panel] = ++np[w]; print w "\t" np[w] "\t" panel > (dir "/panels.tsv") }
+    f = dir "/" w "." pid[w, panel] "." $col["impl"] ".dat"
+    print $col["threads"], $col["mops"] > f
+  }' "$results"
+
+[[ -f "$data/panels.tsv" ]] || { echo "bench_plot: no rows in $results" >&2; exit 0; }
+
+cut -f1 "$data/panels.tsv" | sort -u | while read -r w; do
+  panels=$(awk -F'\t' -v w="$w" '$1 == w' "$data/panels.tsv" | wc -l)
+  cols=$(( panels > 1 ? 2 : 1 )); rows=$(( (panels + cols - 1) / cols ))
+  {
+    echo "set terminal $terminal"
+    echo "set output '$out/throughput_$w.png'"
+    echo "set multiplot layout $rows,$cols title 'cmr_compare: $w workload, throughput vs threads'"
+    echo "set xlabel 'threads'; set ylabel 'Mops/s'; set key outside right; set grid"
+    echo "set logscale x 2; set yrange [0:*]"
+    awk -F'\t' -v w="$w" '$1 == w { print $2 "\t" $3 }' "$data/panels.tsv" | while IFS=$'\t' read -r id title; do
+      plots=""
+      for f in "$data/$w.$id."*.dat; do
+        impl=${f##*/"$w"."$id".}; impl=${impl%.dat}
+        sort -n "$f" -o "$f"
+        plots+="${plots:+, }'$f' using 1:2 with linespoints lw 2 title '$impl'"
+      done
+      echo "set title '$w $title'"
+      echo "plot $plots"
+    done
+    echo "unset multiplot"
+  } > "$data/$w.gp"
+  gnuplot "$data/$w.gp"
+done
+
+# Stalled-thread timeline: data/stall.<impl>.dat with "seconds rss_mib unreclaimed".
+if [[ -n "$timeline" && -s "$timeline" ]]; then
+  awk -F, -v dir="$data" '
+    FNR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    $col["stall"] == "yes" {
+      u = $col["unreclaimed"]; if (u == "") u = "NaN"
+      print $col["t_ms"] / 1000.0, $col["rss_kib"] / 1024.0, u > (dir "/stall." $col["impl"] ".dat")
+    }' "$timeline"
+  if compgen -G "$data/stall.*.dat" >/dev/null; then
+    rss_plots=""; unrec_plots=""
+    for f in "$data"/stall.*.dat; do
+      impl=${f##*/stall.}; impl=${impl%.dat}; label=$impl
+      rss_plots+="${rss_plots:+, }'$f' using 1:2 with lines lw 2 title '$label'"
+      unrec_plots+="${unrec_plots:+, }'$f' using 1:3 with lines lw 2 title '$label'"
+    done
+    gnuplot <<GP
+set terminal $terminal
+set output '$out/stall.png'
+set multiplot layout 2,1 title 'cmr_compare: memory held back while one thread stalls (queue workload)'
+set grid; set key outside right; set xlabel 'seconds'
+set ylabel 'RSS (MiB)'; set yrange [0:*]
+plot $rss_plots
+set ylabel 'unreclaimed objects'; set logscale y; set yrange [*:*]
+plot $unrec_plots
+unset multiplot
+GP
+  fi
+fi
