@@ -37,7 +37,7 @@ namespace cmr::ds {
 /// Programming", section 9.8: it walks through marked nodes and never helps unlink.
 ///
 /// K may be move-only. Hash maps a key to a bucket; Less orders the keys of one bucket
-/// (equivalence is !less(a, b) && !less(b, a), and must agree with Hash).
+/// (equivalence is !less(a, b) && !less(b, a); equivalent keys must hash alike).
 ///
 /// Keys and destruction. A key lives in its node. A published node may still be read by
 /// concurrent traversals after it is erased, so an erased key is destroyed by the collector,
@@ -82,10 +82,17 @@ namespace cmr::ds {
 ///  - insert, erase: lock-free (a failed CAS or a restart means another operation on the
 ///    same bucket succeeded); insert allocates through cmr::make.
 ///  - contains: lock-free. It writes no shared memory and never restarts, but each
-///    Guard::protect re-reads its source while a concurrent update changes it, and a
-///    bucket that keeps receiving smaller keys can lengthen its walk.
+///    Guard::protect re-reads its source while a concurrent update changes it, and keys
+///    inserted between the walker and its target lengthen its walk.
 /// As with every cmr structure, a collection briefly pauses all registered threads; the
 /// guarantees above hold between pauses.
+///
+/// Memory. An erased node becomes garbage once it is unlinked and no guard holds it.
+/// Unlike the queue and the stack, an erased node cannot be cut loose from its successor:
+/// a contains() standing on it must be able to walk on. So a stale word that falsely
+/// references an erased node (cmr's scan is conservative) also keeps the erased nodes that
+/// followed it; such a chain's keys strictly increase, so it is no longer than the bucket's
+/// key range past that node.
 template <class K, class Hash = std::hash<K>, class Less = std::less<K>>
 class HashSet {
   static_assert(std::is_move_constructible_v<K>, "HashSet<K> needs a move constructible K");

@@ -41,8 +41,8 @@ namespace cmr::ds {
 /// Cutting popped nodes loose. The winner also sets h->next to null. cmr's scan is
 /// conservative: a stale word that happens to point at a popped node (say, padding bytes
 /// of recycled memory) keeps that node alive, and without the cut it would also keep every
-/// node that was below it when it was popped, chain after chain. With the cut a false
-/// reference retains one node. Losers still holding h may read the null; their CAS fails
+/// node that was below it and has been popped since, a chain as long as the run. With the
+/// cut a false reference retains one node. Losers still holding h may read the null; their CAS fails
 /// anyway, because once h is popped head_ never holds h again (see No ABA).
 ///
 /// Destruction. ~TreiberStack destroys the remaining elements synchronously, on the calling
