@@ -8,6 +8,7 @@
 #include "heap.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -65,6 +66,9 @@ void* allocate_impl(const TypeInfo* type, std::size_t count, bool& overflow) noe
   __lsan_ignore_object(block);
 #endif
   char* object = block + prefix;
+  // Recycled memory may hold stale pointer-like words in padding the constructor never
+  // writes; the conservative scan would keep their targets (and chains behind them) alive.
+  std::memset(object, 0, scan_span(bytes));
   ObjectHeader* h = header_of(object);
   h->bytes = bytes;
   h->type = type;
