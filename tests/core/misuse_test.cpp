@@ -35,8 +35,12 @@ struct Node {
 
 // Runs `f`, which must throw a cmr::Error whose message contains `needle`, and ends the
 // process with the verdict.
+// A statement that hangs (a misuse that deadlocks instead of failing) dies of SIGALRM.
+constexpr unsigned kStatementSeconds = 60;
+
 template <class F>
 [[noreturn]] void exit_expecting_error(F f, const char* needle) {
+  alarm(kStatementSeconds);
   try {
     f();
   } catch (const cmr::Error& e) {
@@ -56,6 +60,7 @@ template <class F>
 // Runs `f`, which must not throw, and ends the process with the verdict.
 template <class F>
 [[noreturn]] void exit_expecting_success(F f) {
+  alarm(kStatementSeconds);
   try {
     f();
   } catch (const std::exception& e) {
@@ -140,6 +145,7 @@ TEST_F(Misuse, InitWithAFailedSignalLeavesTheProgramsHandlerInPlace) {
   static std::atomic<int> calls{0};
   EXPECT_EXIT(
       {
+        alarm(kStatementSeconds);
         struct sigaction sa {};
         sa.sa_handler = [](int) { calls.fetch_add(1); };
         sigemptyset(&sa.sa_mask);
@@ -276,6 +282,7 @@ TEST_F(Misuse, ShutdownKeepsExistingGuardsAndRootsWorking) {
 TEST_F(Misuse, AGuardDestroyedOnAnotherThreadAborts) {
   EXPECT_DEATH(
       {
+        alarm(kStatementSeconds);
         auto guard = std::make_unique<cmr::Guard<Node>>();
         std::thread([&] { guard.reset(); }).join();
         std::fprintf(stderr, "the guard was destroyed without complaint\n");
@@ -287,6 +294,7 @@ TEST_F(Misuse, AGuardDestroyedOnAnotherThreadAborts) {
 TEST_F(Misuse, AGuardDestroyedOnAnotherRegisteredThreadAborts) {
   EXPECT_DEATH(
       {
+        alarm(kStatementSeconds);
         auto guard = std::make_unique<cmr::Guard<Node>>();
         std::thread([&] {
           cmr::Guard<Node> mine;  // this thread is registered too
