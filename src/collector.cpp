@@ -339,10 +339,13 @@ bool Collector::run_cycle() {
   if (clone_error != 0) {
     if (result != nullptr) sys::unmap(result, ScanResult::bytes_for(n));
     finish_logs(false);
-    clone_failures_.fetch_add(1, std::memory_order_relaxed);
+    if (result != nullptr) clone_failures_.fetch_add(1, std::memory_order_relaxed);
     failed_.fetch_add(1, std::memory_order_relaxed);
-    diagnose("cycle skipped, nothing freed: cannot create the scanner process: %s",
-             std::strerror(clone_error));
+    if (result == nullptr)  // no process creation was tried: runtime buffers were short
+      diagnose("cycle skipped, nothing freed: out of memory for the roots or the answer");
+    else
+      diagnose("cycle skipped, nothing freed: cannot create the scanner process: %s",
+               std::strerror(clone_error));
     return false;
   }
   if (g_test_hooks.collector_released) g_test_hooks.collector_released();
