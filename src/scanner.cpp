@@ -4,7 +4,17 @@
 // std::sort allocates nothing, exit is the raw exit_group) and 7 (conservative, never
 // eager: any word that points into [object, object + scan_span) of a candidate, tag bits
 // and interior pointers included, marks it; nothing is ever judged unreachable on a guess).
-// Cost: O(n log n) to sort candidates + O(words scanned x log n) lookups.
+//
+// Two indexes answer "which candidate contains this word?":
+//  - dense: when the candidates' address span is at most ~16 KiB per candidate (the
+//    region-backed allocators, and compact malloc heaps), a bitmap of object starts over
+//    that span, one bit per 16-byte granule. A lookup is a range check plus a short
+//    backward bit search (objects up to kSmallSpan); larger objects sit in a small sorted
+//    table. No sort of the candidates is needed: the answer is the bitmap read in order.
+//  - sparse: otherwise (malloc heaps spread over distant arenas), the candidates sorted,
+//    and a binary search per word.
+// Both produce the same answer; the fuzz target (tests/fuzz) checks them against a
+// reference reachability computation.
 #include "scanner.hpp"
 
 #include <signal.h>
@@ -12,6 +22,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "cmr/detail/object.hpp"
 #include "sys.hpp"
@@ -20,72 +31,178 @@ namespace cmr::detail {
 
 namespace {
 
-struct Scratch {
-  std::uintptr_t* fresh = nullptr;  // new candidates, sorted here before the merge
-  std::uintptr_t* ends = nullptr;   // ends[i]: one past the scan span of entries[i]
-  std::uint32_t* stack = nullptr;   // mark stack (each index pushed at most once)
-  std::size_t fresh_bytes = 0, ends_bytes = 0, stack_bytes = 0;
-  ~Scratch() {
-    sys::unmap(fresh, fresh_bytes);
-    sys::unmap(ends, ends_bytes);
-    sys::unmap(stack, stack_bytes);
+constexpr std::uintptr_t kMark = 1;
+constexpr std::size_t kGranule = 16;         // every tracked object is 16-byte aligned
+constexpr std::size_t kSmallSpan = 4096;     // larger objects go to the dense mode's table
+constexpr std::size_t kBytesPerCandidate = 16 * 1024;  // densest span still worth a bitmap
+
+template <class T>
+struct Scratch {  // one mmap'd array, unmapped when the scan ends
+  T* data = nullptr;
+  std::size_t bytes = 0;
+  bool map(std::size_t count) noexcept {
+    bytes = (count == 0 ? 1 : count) * sizeof(T);
+    data = static_cast<T*>(sys::map_private(bytes));
+    return data != nullptr;
   }
+  ~Scratch() { sys::unmap(data, bytes); }
+  T& operator[](std::size_t i) noexcept { return data[i]; }
 };
 
-class Marker {
+std::uintptr_t span_of(std::uintptr_t object) noexcept {
+  return scan_span(header_of(reinterpret_cast<void*>(object))->bytes);
+}
+
+// The work list: each reached candidate is pushed once, then its words are visited.
+struct MarkStack {
+  Scratch<std::uintptr_t> items;
+  std::size_t depth = 0;
+  std::uint64_t reachable = 0, words = 0;
+};
+
+// ---- sparse index: sorted candidates, binary search ----
+class SparseIndex {
  public:
-  Marker(std::uintptr_t* entries, const std::uintptr_t* ends, std::size_t n,
-         std::uint32_t* stack)
-      : entries_(entries), ends_(ends), n_(n), stack_(stack) {
+  SparseIndex(std::uintptr_t* entries, const std::uintptr_t* ends, std::size_t n) noexcept
+      : entries_(entries), ends_(ends), n_(n) {
     if (n_ != 0) {
       lo_ = entries_[0];
       for (std::size_t i = 0; i < n_; ++i) hi_ = std::max(hi_, ends_[i]);
     }
   }
-
-  void visit(std::uintptr_t word) noexcept {
-    if (word < lo_ || word >= hi_) return;
-    // Last entry whose start is <= word (entries are sorted; bit 0 is the mark).
-    std::size_t lo = 0, hi = n_;
+  // Marks the candidate containing `word`, if any and not yet marked; returns its start.
+  std::uintptr_t mark(std::uintptr_t word) noexcept {
+    if (word < lo_ || word >= hi_) return 0;
+    std::size_t lo = 0, hi = n_;  // last entry whose start is <= word
     while (lo < hi) {
       std::size_t mid = (lo + hi) / 2;
-      if ((entries_[mid] & ~std::uintptr_t{1}) <= word) lo = mid + 1; else hi = mid;
+      if ((entries_[mid] & ~kMark) <= word) lo = mid + 1; else hi = mid;
     }
-    if (lo == 0) return;
+    if (lo == 0) return 0;
     std::size_t i = lo - 1;
-    if (word >= ends_[i] || (entries_[i] & 1) != 0) return;
-    entries_[i] |= 1;
-    ++reachable_;
-    stack_[depth_++] = static_cast<std::uint32_t>(i);
+    if (word >= ends_[i] || (entries_[i] & kMark) != 0) return 0;
+    entries_[i] |= kMark;
+    return entries_[i] & ~kMark;
   }
-
-  void drain() noexcept {
-    while (depth_ != 0) {
-      std::size_t i = stack_[--depth_];
-      auto* w = reinterpret_cast<const std::uintptr_t*>(entries_[i] & ~std::uintptr_t{1});
-      auto* end = reinterpret_cast<const std::uintptr_t*>(ends_[i]);
-      words_ += static_cast<std::uint64_t>(end - w);
-      for (; w < end; ++w) visit(*w);
-    }
-  }
-
-  std::uint64_t reachable() const noexcept { return reachable_; }
-  std::uint64_t words() const noexcept { return words_; }
 
  private:
   std::uintptr_t* entries_;
   const std::uintptr_t* ends_;
   std::size_t n_;
-  std::uint32_t* stack_;
-  std::size_t depth_ = 0;
   std::uintptr_t lo_ = 0, hi_ = 0;
-  std::uint64_t reachable_ = 0, words_ = 0;
 };
 
-template <class T>
-T* map_array(std::size_t count, std::size_t& bytes) noexcept {
-  bytes = (count == 0 ? 1 : count) * sizeof(T);
-  return static_cast<T*>(sys::map_private(bytes));
+// ---- dense index: start bitmap over [lo, hi), plus a sorted table of large objects ----
+class DenseIndex {
+ public:
+  bool build(const std::uintptr_t* a, std::size_t na, const std::uintptr_t* b, std::size_t nb,
+             std::uintptr_t lo, std::uintptr_t hi) noexcept {
+    lo_ = lo;
+    hi_ = hi;
+    words_ = ((hi - lo + kGranule - 1) / kGranule + 63) / 64;
+    if (!starts_.map(words_) || !marks_.map(words_) || !large_.map(na + nb)) return false;
+    for (auto [list, count] : {std::pair{a, na}, std::pair{b, nb}}) {
+      for (std::size_t i = 0; i < count; ++i) {
+        const std::uintptr_t p = list[i];
+        if (span_of(p) > kSmallSpan) {
+          large_[large_count_++] = p;
+          continue;
+        }
+        const std::size_t g = (p - lo_) / kGranule;
+        const std::uint64_t bit = std::uint64_t{1} << (g % 64);
+        if ((starts_[g / 64] & bit) != 0) return false;  // a candidate listed twice
+        starts_[g / 64] |= bit;
+      }
+    }
+    std::sort(large_.data, large_.data + large_count_);
+    for (std::size_t i = 1; i < large_count_; ++i)
+      if (large_[i] == large_[i - 1]) return false;
+    return true;
+  }
+
+  std::uintptr_t mark(std::uintptr_t word) noexcept {
+    if (word < lo_ || word >= hi_) return 0;
+    const std::size_t g = (word - lo_) / kGranule;
+    // A small object containing `word` starts at most kSmallSpan / kGranule granules back.
+    const std::size_t floor = g >= kSmallSpan / kGranule ? g - kSmallSpan / kGranule : 0;
+    std::size_t w = g / 64;
+    std::uint64_t bits = starts_[w] & (~std::uint64_t{0} >> (63 - g % 64));
+    while (bits == 0 && w * 64 > floor) bits = starts_[--w];
+    if (bits != 0) {
+      const std::size_t s = w * 64 + 63 - static_cast<std::size_t>(__builtin_clzll(bits));
+      const std::uintptr_t object = lo_ + s * kGranule;
+      if (s >= floor && word < object + span_of(object)) {
+        const std::uint64_t bit = std::uint64_t{1} << (s % 64);
+        if ((marks_[s / 64] & bit) != 0) return 0;
+        marks_[s / 64] |= bit;
+        return object;
+      }
+    }
+    return mark_large(word);
+  }
+
+  // Writes every candidate in ascending order, reachable ones with kMark; returns count.
+  std::size_t answer(std::uintptr_t* out) noexcept {
+    std::size_t k = 0, j = 0;
+    for (std::size_t w = 0; w < words_; ++w) {
+      for (std::uint64_t bits = starts_[w]; bits != 0; bits &= bits - 1) {
+        const std::size_t s = w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits));
+        const std::uintptr_t object = lo_ + s * kGranule;
+        for (; j < large_count_ && (large_[j] & ~kMark) < object; ++j) out[k++] = large_[j];
+        out[k++] = object | ((marks_[w] >> (s % 64)) & 1);
+      }
+    }
+    for (; j < large_count_; ++j) out[k++] = large_[j];
+    return k;
+  }
+
+ private:
+  std::uintptr_t mark_large(std::uintptr_t word) noexcept {
+    std::size_t lo = 0, hi = large_count_;
+    while (lo < hi) {
+      std::size_t mid = (lo + hi) / 2;
+      if ((large_[mid] & ~kMark) <= word) lo = mid + 1; else hi = mid;
+    }
+    if (lo == 0) return 0;
+    std::uintptr_t& e = large_[lo - 1];
+    const std::uintptr_t object = e & ~kMark;
+    if ((e & kMark) != 0 || word >= object + span_of(object)) return 0;
+    e |= kMark;
+    return object;
+  }
+
+  std::uintptr_t lo_ = 0, hi_ = 0;
+  std::size_t words_ = 0, large_count_ = 0;
+  Scratch<std::uint64_t> starts_, marks_;
+  Scratch<std::uintptr_t> large_;
+};
+
+template <class Index>
+void visit(Index& index, MarkStack& stack, std::uintptr_t word) noexcept {
+  if (std::uintptr_t object = index.mark(word)) {
+    ++stack.reachable;
+    stack.items[stack.depth++] = object;
+  }
+}
+
+template <class Index>
+void mark_from_roots(Index& index, MarkStack& stack, const ScanPlan& plan) noexcept {
+  for (std::size_t r = 0; r < plan.root_count; ++r) {
+    visit(index, stack, plan.roots[r]);
+    while (stack.depth != 0) {
+      const std::uintptr_t object = stack.items[--stack.depth];
+      auto* w = reinterpret_cast<const std::uintptr_t*>(object);
+      auto* end = reinterpret_cast<const std::uintptr_t*>(object + span_of(object));
+      stack.words += static_cast<std::uint64_t>(end - w);
+      for (; w < end; ++w) visit(index, stack, *w);
+    }
+  }
+}
+
+void crash_if_asked(const ScanPlan& plan) noexcept {
+  // A killed scanner (the child inherits the collector's all-blocked signal mask, so only
+  // an unblockable signal ends it, as a wild read's forced SIGSEGV would).
+  if (plan.faults.child_crash) ::syscall(SYS_kill, ::syscall(SYS_getpid), SIGKILL);
 }
 
 }  // namespace
@@ -96,11 +213,9 @@ bool scan(const ScanPlan& plan) noexcept {
   std::uintptr_t* entries = result->entries();
   const std::size_t n = plan.survivor_count + plan.new_count;
 
-  Scratch s;
-  s.fresh = map_array<std::uintptr_t>(plan.new_count, s.fresh_bytes);
-  s.ends = map_array<std::uintptr_t>(n, s.ends_bytes);
-  s.stack = map_array<std::uint32_t>(n, s.stack_bytes);
-  if (s.fresh == nullptr || s.ends == nullptr || s.stack == nullptr) return false;
+  Scratch<std::uintptr_t> fresh;
+  MarkStack stack;
+  if (!fresh.map(plan.new_count) || !stack.items.map(n)) return false;
 
   // Gather this cycle's new candidates from the allocation logs as of the snapshot.
   std::size_t k = 0;
@@ -112,7 +227,7 @@ bool scan(const ScanPlan& plan) noexcept {
       std::size_t end = c == range.last ? range.last_len
                                         : c->len.load(std::memory_order_relaxed);
       for (; i < end && k < plan.new_count; ++i)
-        s.fresh[k++] = reinterpret_cast<std::uintptr_t>(c->entries[i]);
+        fresh[k++] = reinterpret_cast<std::uintptr_t>(c->entries[i]);
       if (c == range.last) break;
       c = c->next.load(std::memory_order_relaxed);
       i = 0;
@@ -120,29 +235,45 @@ bool scan(const ScanPlan& plan) noexcept {
     }
   }
   if (k != plan.new_count) return false;
-  std::sort(s.fresh, s.fresh + k);
 
-  // Merge with the (sorted) survivors into the shared answer.
-  std::merge(plan.survivors, plan.survivors + plan.survivor_count, s.fresh, s.fresh + k,
-             entries);
-  for (std::size_t i = 1; i < n; ++i)
-    if (entries[i] == entries[i - 1]) return false;  // a candidate listed twice
-  for (std::size_t i = 0; i < n; ++i)
-    s.ends[i] = entries[i] + scan_span(header_of(reinterpret_cast<void*>(entries[i]))->bytes);
+  // The candidates' extent decides the index.
+  std::uintptr_t lo = ~std::uintptr_t{0}, hi = 0, misaligned = 0;
+  for (auto [list, count] : {std::pair{plan.survivors, plan.survivor_count},
+                              std::pair{static_cast<const std::uintptr_t*>(fresh.data), k}}) {
+    for (std::size_t i = 0; i < count; ++i) {
+      lo = std::min(lo, list[i]);
+      hi = std::max(hi, list[i] + span_of(list[i]));
+      misaligned |= list[i] % kGranule;
+    }
+  }
+  const bool dense = n != 0 && misaligned == 0 &&
+                     (hi - lo) / kBytesPerCandidate <= n;
 
-  Marker marker(entries, s.ends, n, s.stack);
-  // A killed scanner (the child inherits the collector's all-blocked signal mask, so only
-  // an unblockable signal ends it, as a wild read's forced SIGSEGV would).
-  if (plan.faults.child_crash) ::syscall(SYS_kill, ::syscall(SYS_getpid), SIGKILL);
-  for (std::size_t i = 0; i < plan.root_count; ++i) {
-    marker.visit(plan.roots[i]);
-    marker.drain();
+  if (dense) {
+    DenseIndex index;
+    if (!index.build(plan.survivors, plan.survivor_count, fresh.data, k, lo, hi)) return false;
+    crash_if_asked(plan);
+    mark_from_roots(index, stack, plan);
+    if (index.answer(entries) != n) return false;
+  } else {
+    std::sort(fresh.data, fresh.data + k);
+    std::merge(plan.survivors, plan.survivors + plan.survivor_count, fresh.data, fresh.data + k,
+               entries);
+    for (std::size_t i = 1; i < n; ++i)
+      if (entries[i] == entries[i - 1]) return false;  // a candidate listed twice
+    Scratch<std::uintptr_t> ends;
+    if (!ends.map(n)) return false;
+    for (std::size_t i = 0; i < n; ++i) ends[i] = entries[i] + span_of(entries[i]);
+    SparseIndex index(entries, ends.data, n);
+    crash_if_asked(plan);
+    mark_from_roots(index, stack, plan);
   }
 
   result->count = n;
-  result->reachable = marker.reachable();
-  result->words_scanned = marker.words();
+  result->reachable = stack.reachable;
+  result->words_scanned = stack.words;
   result->epoch = plan.epoch;
+  result->dense = dense ? 1 : 0;
   result->scan_ns = sys::now_ns() - start;
   return true;
 }

@@ -29,7 +29,8 @@ struct ScanResult {
   std::uint64_t reachable;
   std::uint64_t words_scanned;
   std::int64_t scan_ns;
-  std::uint64_t reserved[3];
+  std::uint64_t dense;  // 1: the dense (bitmap) index answered; 0: the sorted table
+  std::uint64_t reserved[2];
   std::uintptr_t* entries() noexcept { return reinterpret_cast<std::uintptr_t*>(this + 1); }
   static std::size_t bytes_for(std::size_t count) noexcept {
     return sizeof(ScanResult) + count * sizeof(std::uintptr_t);
