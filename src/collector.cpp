@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "backing_allocator.hpp"
 #include "handshake.hpp"
 #include "heap.hpp"
 #include "snapshot.hpp"
@@ -378,10 +379,12 @@ bool Collector::run_cycle() {
   last_candidates_.store(n, std::memory_order_relaxed);
   last_words_.store(result->words_scanned, std::memory_order_relaxed);
   last_scan_.store(result->scan_ns, std::memory_order_relaxed);
+  dense_scans_.fetch_add(result->dense, std::memory_order_relaxed);
   if (result->scan_ns > max_scan_.load(std::memory_order_relaxed))
     max_scan_.store(result->scan_ns, std::memory_order_relaxed);
 
   process_answer(result);
+  backing::end_batch();
   sys::unmap(result, ScanResult::bytes_for(n));
   finish_logs(true);
 
@@ -412,6 +415,7 @@ void Collector::fill(Stats& out) const noexcept {
   out.last_candidates = r(last_candidates_);
   out.last_roots = r(last_roots_);
   out.last_words_scanned = r(last_words_);
+  out.dense_scans = r(dense_scans_);
   out.last_pause = ns(last_pause_);
   out.max_pause = ns(max_pause_);
   out.total_pause = ns(total_pause_);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <new>
 
+#include "backing_allocator.hpp"
 #include "state.hpp"
 #include "sys.hpp"
 
@@ -102,6 +103,7 @@ void unregister_current(void* record) noexcept {
     // frees it then. It is never signalled again.
     r->alive = false;
   }
+  backing::thread_exit();
   if (tls_record == r) tls_record = nullptr;
 }
 

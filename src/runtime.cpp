@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "backing_allocator.hpp"
 #include "collector.hpp"
 #include "handshake.hpp"
 #include "state.hpp"
@@ -59,6 +60,8 @@ void validate(const Options& o) {
   if (!(o.trigger_ratio >= 0.0) || o.trigger_ratio > 1e6)
     throw Error("cmr: Options::trigger_ratio must be between 0 and 1e6");
   if (o.trigger_bytes == 0) throw Error("cmr: Options::trigger_bytes must be positive");
+  if (o.heap_reserve < (std::size_t{256} << 20))
+    throw Error("cmr: Options::heap_reserve must be at least 256 MiB");
 }
 
 void stop_at_exit() noexcept {
@@ -77,6 +80,7 @@ void atfork_child() noexcept {
 void init_locked(const Options& options, bool implicit) {
   RuntimeState& s = rt();
   validate(options);
+  backing::init(options.heap_reserve);
   handshake::install(options.signal);
   s.options = options;
   s.implicit_init = implicit;
@@ -150,6 +154,7 @@ bool collect() {
 Stats stats() {
   using namespace detail;
   Stats out;
+  out.allocator = backing::name();
   RuntimeState& s = rt();
   if (s.phase.load(std::memory_order_acquire) == Phase::kUninitialised) return out;
   s.collector->fill(out);

@@ -246,10 +246,12 @@ bool scan(const ScanPlan& plan) noexcept {
       misaligned |= list[i] % kGranule;
     }
   }
-  const bool dense = n != 0 && misaligned == 0 &&
-                     (hi - lo) / kBytesPerCandidate <= n;
+  // (No candidates: nothing to index; counted as dense so stats reflect the heap's layout.)
+  const bool dense = n == 0 || (misaligned == 0 && (hi - lo) / kBytesPerCandidate <= n);
 
-  if (dense) {
+  if (n == 0) {
+    crash_if_asked(plan);
+  } else if (dense) {
     DenseIndex index;
     if (!index.build(plan.survivors, plan.survivor_count, fresh.data, k, lo, hi)) return false;
     crash_if_asked(plan);

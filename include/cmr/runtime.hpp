@@ -43,6 +43,10 @@ struct Options {
   // Run the collector thread. When false, cycles run only inside collect(), on the caller.
   bool background = true;
   DiagnosticSink diagnostics = &stderr_sink;
+  // Virtual address space reserved for the tracked heap when it is region-backed
+  // (CMR_ALLOCATOR=jemalloc or mimalloc). Costs no memory until used; allocation fails
+  // (make() throws std::bad_alloc) once the tracked heap outgrows it.
+  std::size_t heap_reserve = std::size_t{64} << 30;
 
   friend bool operator==(const Options&, const Options&) = default;
 };
@@ -83,6 +87,8 @@ struct Stats {
   std::chrono::nanoseconds total_pause{0};
   std::chrono::nanoseconds last_scan{0};   // the child's time
   std::chrono::nanoseconds max_scan{0};
+  const char* allocator = "";         // the tracked heap's backing: system, jemalloc, mimalloc
+  std::uint64_t dense_scans = 0;      // cycles whose scanner used the O(1) bitmap index
 };
 
 Stats stats();

@@ -1,0 +1,59 @@
+// src/region.cpp: reserving the tracked heap's address range.
+//
+// The range is one private anonymous mapping, readable and writable but MAP_NORESERVE, so
+// it costs neither memory nor commit charge until pages are touched; the allocators hand
+// pages back with madvise. Invariant: [base, base + size) holds only memory given out by
+// take() (tracked blocks and the allocator's own metadata for them), never the program's.
+#include "region.hpp"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "cmr/runtime.hpp"
+
+namespace cmr::detail {
+
+void Region::reserve(std::size_t bytes, std::size_t align) {
+  int error = 0;
+  for (std::size_t want = bytes;; want /= 2) {
+    void* p = ::mmap(nullptr, want + align, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+      error = errno;
+      if (want <= (std::size_t{1} << 30)) break;
+      continue;
+    }
+    // Trim to the alignment the allocator needs (mimalloc: its segment size).
+    auto start = reinterpret_cast<std::uintptr_t>(p);
+    std::uintptr_t aligned = (start + align - 1) & ~(align - 1);
+    if (aligned > start) ::munmap(p, aligned - start);
+    std::uintptr_t tail = start + want + align - (aligned + want);
+    if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + want), tail);
+    base_ = aligned;
+    size_ = want;
+    // relaxed: set before the allocator is created and published by init's release store.
+    next_.store(aligned, std::memory_order_relaxed);
+    return;
+  }
+  throw Error(std::string("cmr: cannot reserve the tracked heap's address range (") +
+              std::to_string(bytes >> 20) + " MiB): " + std::strerror(error) +
+              "; lower Options::heap_reserve or check vm.overcommit_memory / ulimit -v");
+}
+
+void* Region::take(std::size_t bytes, std::size_t align, void* at) noexcept {
+  if (align == 0) align = 1;
+  // relaxed: the bump pointer orders nothing but itself; the CAS makes claims disjoint.
+  std::uintptr_t cur = next_.load(std::memory_order_relaxed);
+  for (;;) {
+    std::uintptr_t start = (cur + align - 1) & ~(align - 1);
+    if (at != nullptr && reinterpret_cast<std::uintptr_t>(at) != start) return nullptr;
+    if (start < cur || start + bytes < start || start + bytes > base_ + size_) return nullptr;
+    if (next_.compare_exchange_weak(cur, start + bytes, std::memory_order_relaxed))
+      return reinterpret_cast<void*>(start);
+  }
+}
+
+}  // namespace cmr::detail
