@@ -91,6 +91,27 @@ void Collector::request_automatic_cycle() noexcept {
     wake();
 }
 
+void Collector::request_cycle() noexcept {
+  // relaxed: see request_automatic_cycle().
+  forced_requested_.store(true, std::memory_order_relaxed);
+  if (thread_.joinable()) wake();
+}
+
+bool Collector::is_collector_thread() const noexcept {
+  return thread_tid_.load(std::memory_order_relaxed) == sys::gettid();
+}
+
+bool Collector::run_cycle_and_announce() {
+  bool ok = run_cycle();
+  RuntimeState& s = rt();
+  s.survivor_bytes.store(survivor_bytes_, std::memory_order_relaxed);  // read with the seq below
+  // release: pairs with the acquire loads of waiting allocators (heap.cpp); they see the
+  // new survivor_bytes and allocated_since_cycle.
+  s.cycle_seq.fetch_add(1, std::memory_order_release);
+  sys::futex_wake_all(&s.cycle_seq);
+  return ok;
+}
+
 bool Collector::collect() {
   if (!options_.background || !thread_.joinable()) {
     if (sys::gettid() == thread_tid_)
@@ -102,7 +123,7 @@ bool Collector::collect() {
     sigaddset(&block, handshake::installed_signal());
     pthread_sigmask(SIG_BLOCK, &block, &old);
     thread_tid_ = sys::gettid();
-    bool ok = run_cycle();
+    bool ok = run_cycle_and_announce();
     thread_tid_ = 0;
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return ok;
@@ -137,6 +158,7 @@ void Collector::thread_main() noexcept {
     const bool explicit_request = serving > completed_;
     const bool automatic =
         automatic_requested_.exchange(false, std::memory_order_relaxed) ||
+        forced_requested_.exchange(false, std::memory_order_relaxed) ||
         s.allocated_since_cycle.load(std::memory_order_relaxed) >=
             s.trigger_threshold.load(std::memory_order_relaxed);
     if (!explicit_request && !automatic) {
@@ -146,7 +168,7 @@ void Collector::thread_main() noexcept {
     bool ok;
     {
       std::lock_guard lock(cycle_mutex_);
-      ok = run_cycle();
+      ok = run_cycle_and_announce();
     }
     {
       std::lock_guard lock(request_mutex_);
@@ -296,7 +318,6 @@ bool Collector::run_cycle() {
     diagnose("cycle skipped: out of memory for the root buffers");
     return false;
   }
-  const std::uint64_t allocated_at_cut = s.allocated_since_cycle.load(std::memory_order_relaxed);
 
   const std::int64_t t0 = sys::now_ns();
   handshake::PauseOutcome held = handshake::pause(
@@ -317,6 +338,10 @@ bool Collector::run_cycle() {
   // ---- every registered thread is held: no malloc, no printing, until release() ----
   bool ready = copy_roots();
   cut_logs();
+  // Read while every allocating thread is held, so the bytes subtracted after the cycle
+  // are those of this cycle's candidates (read earlier, objects logged between the read
+  // and the cut would count both as survivors and as new allocation).
+  const std::uint64_t allocated_at_cut = s.allocated_since_cycle.load(std::memory_order_relaxed);
   const std::size_t n = survivors_.size + new_count_;
   auto* result = ready ? static_cast<ScanResult*>(sys::map_shared(ScanResult::bytes_for(n))) : nullptr;
   int clone_error = ENOMEM;

@@ -30,12 +30,18 @@ class Collector {
 
   // From make(): enough bytes were allocated; wakes the background thread.
   void request_automatic_cycle() noexcept;
+  // From make() at heap_limit: a cycle now, whatever the trigger says (no waiting here).
+  void request_cycle() noexcept;
+  // True on the thread that runs cycles (background thread, or collect()'s caller inline).
+  bool is_collector_thread() const noexcept;
 
   // Adds the collector's counters to `out`.
   void fill(Stats& out) const noexcept;
 
  private:
   bool run_cycle();
+  bool run_cycle_and_announce();
+  std::atomic<bool> forced_requested_{false};
   void thread_main() noexcept;
   void wake() noexcept;
   bool copy_roots() noexcept;

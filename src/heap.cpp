@@ -5,6 +5,11 @@
 // address alone. Allocation never makes the object a candidate: make() does that after
 // the guard published it (DESIGN invariant 2). Accounting is per thread, flushed to the
 // global trigger counter in batches so that make() has no shared write in the common case.
+//
+// Back-pressure: a thread that has allocated kPaceFactor x the trigger since the last
+// completed cycle waits for the collector (one cycle, bounded) at its next flush, so that
+// allocation cannot outrun reclamation without limit; and with Options::heap_limit, an
+// allocation that would pass the limit waits for cycles to make room, then fails.
 #include "heap.hpp"
 
 #include <algorithm>
@@ -19,12 +24,81 @@
 #include "collector.hpp"
 #include "cmr/detail/object.hpp"
 #include "state.hpp"
+#include "sys.hpp"
 
 namespace cmr::detail {
 
 namespace {
 
 constexpr std::uint64_t kFlushBytes = 64 * 1024;
+constexpr std::uint64_t kPaceFactor = 4;
+constexpr std::int64_t kPaceWaitNs = 100'000'000;  // never stall a thread longer per flush
+
+// Sleeps until a cycle attempt after `seq` ends, or `deadline_ns` passes.
+void wait_for_cycle(std::uint32_t seq, std::int64_t deadline_ns) {
+  RuntimeState& s = rt();
+  const std::int64_t left = deadline_ns - sys::now_ns();
+  // acquire: pairs with the release increment after a cycle; its counters are visible.
+  if (left > 0 && s.cycle_seq.load(std::memory_order_acquire) == seq)
+    sys::futex_wait(&s.cycle_seq, seq, left);
+}
+
+// The collector thread (freeing garbage, whose destructor allocated) must never wait for
+// a cycle: it is the one that would run it.
+bool may_wait() {
+  RuntimeState& s = rt();
+  return s.collector != nullptr && !s.in_forked_child && !s.collector->is_collector_thread();
+}
+
+void pace() {
+  RuntimeState& s = rt();
+  if (!s.options.background || !may_wait()) return;
+  // acquire: pairs with the release increment after a cycle.
+  const std::uint32_t seq = s.cycle_seq.load(std::memory_order_acquire);
+  if (s.allocated_since_cycle.load(std::memory_order_relaxed) <
+      kPaceFactor * s.trigger_threshold.load(std::memory_order_relaxed))
+    return;
+  s.paced_waits.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  s.collector->request_automatic_cycle();
+  wait_for_cycle(seq, sys::now_ns() + kPaceWaitNs);
+}
+
+std::uint64_t live_estimate(const ThreadRecord* r) {
+  RuntimeState& s = rt();
+  // relaxed: an estimate; the limit is documented as approximate by the flush batch.
+  return s.survivor_bytes.load(std::memory_order_relaxed) +
+         s.allocated_since_cycle.load(std::memory_order_relaxed) + r->pending_bytes;
+}
+
+// True when `bytes` more fit under Options::heap_limit, waiting up to max_wait_ns for
+// cycles to free memory.
+bool admit(ThreadRecord* r, std::size_t bytes, std::int64_t max_wait_ns) {
+  RuntimeState& s = rt();
+  const std::uint64_t limit = s.options.heap_limit;
+  if (limit == 0 || live_estimate(r) + bytes <= limit) [[likely]] return true;
+  const std::int64_t deadline = sys::now_ns() + std::max<std::int64_t>(max_wait_ns, 0);
+  // Flush this thread's batch so the collector sees why it is needed.
+  s.allocated_since_cycle.fetch_add(r->pending_bytes, std::memory_order_relaxed);
+  r->pending_bytes = 0;
+  while (live_estimate(r) + bytes > limit) {
+    if (sys::now_ns() >= deadline || !may_wait()) {
+      s.limit_failures.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+      return false;
+    }
+    const std::uint32_t seq = s.cycle_seq.load(std::memory_order_acquire);
+    if (s.options.background) {
+      s.collector->request_cycle();
+      wait_for_cycle(seq, deadline);
+    } else {
+      try {
+        s.collector->collect();
+      } catch (...) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
 
 std::size_t prefix_for(std::size_t align) { return std::max<std::size_t>(align, sizeof(ObjectHeader)); }
 
@@ -43,8 +117,9 @@ void account(ThreadRecord* r, std::size_t bytes) {
     // carries the ordering that matters.
     std::uint64_t total =
         s.allocated_since_cycle.fetch_add(flushed, std::memory_order_relaxed) + flushed;
-    if (total >= s.trigger_threshold.load(std::memory_order_relaxed) && s.collector != nullptr)
-      s.collector->request_automatic_cycle();
+    const std::uint64_t threshold = s.trigger_threshold.load(std::memory_order_relaxed);
+    if (total >= threshold && s.collector != nullptr) s.collector->request_automatic_cycle();
+    if (total >= kPaceFactor * threshold) [[unlikely]] pace();
   }
 }
 
@@ -89,6 +164,9 @@ void* allocate_object(const TypeInfo* type, std::size_t count) {
     throw Error("cmr: make() was called after cmr::shutdown()");
   ThreadRecord* r = current_record();
   reserve_log_entry(r);
+  if (!admit(r, type->size * count,
+             std::chrono::duration_cast<std::chrono::nanoseconds>(rt().options.limit_wait).count()))
+    throw std::bad_alloc();
   bool overflow;
   void* object = allocate_impl(type, count, overflow);
   if (object == nullptr) throw std::bad_alloc();
@@ -96,12 +174,14 @@ void* allocate_object(const TypeInfo* type, std::size_t count) {
   return object;
 }
 
-void* try_allocate_object(const TypeInfo* type, std::size_t count) noexcept {
+void* try_allocate_object(const TypeInfo* type, std::size_t count,
+                          std::int64_t max_wait_ns) noexcept {
   if (g_shut_down.load(std::memory_order_relaxed)) return nullptr;
   ThreadRecord* r;
   try {
     r = current_record();
     reserve_log_entry(r);
+    if (!admit(r, type->size * count, max_wait_ns)) return nullptr;
   } catch (...) {
     return nullptr;
   }

@@ -41,6 +41,13 @@ struct RuntimeState {
   // Bytes allocated since the last completed cycle (flushed from threads in batches).
   std::atomic<std::uint64_t> allocated_since_cycle{0};
   std::atomic<std::uint64_t> trigger_threshold{8u << 20};
+  // Live bytes found by the last completed cycle; with allocated_since_cycle, an upper
+  // bound on the live tracked heap (for Options::heap_limit).
+  std::atomic<std::uint64_t> survivor_bytes{0};
+  // Bumped (and futex-woken) after every cycle attempt: allocations waiting for memory or
+  // for the collector to catch up sleep on it.
+  std::atomic<std::uint32_t> cycle_seq{0};
+  std::atomic<std::uint64_t> paced_waits{0}, limit_failures{0};
 
   Collector* collector = nullptr;
 

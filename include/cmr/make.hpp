@@ -10,6 +10,7 @@
 // dereference other tracked objects.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <new>
 #include <type_traits>
@@ -49,8 +50,27 @@ T* make(Guard<T>& guard, Args&&... args) {
   return detail::publish_new(guard, memory, object);
 }
 
-// Like make(), but returns null instead of throwing when memory is short. Exceptions from
-// T's constructor still propagate.
+// Like make(), but returns null instead of throwing when memory is short, or when the
+// tracked heap is at Options::heap_limit and `max_wait` passed without a cycle making
+// room. Exceptions from T's constructor still propagate.
+template <class T, class Rep, class Period, class... Args>
+T* try_make_for(Guard<T>& guard, std::chrono::duration<Rep, Period> max_wait, Args&&... args) {
+  static_assert(!std::is_array_v<T>, "use make_array");
+  void* memory = detail::try_allocate_object(
+      &detail::type_info_v<T>, 1,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(max_wait).count());
+  if (memory == nullptr) return nullptr;
+  T* object;
+  try {
+    object = ::new (memory) T(std::forward<Args>(args)...);
+  } catch (...) {
+    detail::discard_object(memory);
+    throw;
+  }
+  return detail::publish_new(guard, memory, object);
+}
+
+// try_make_for() without waiting: null at once when memory is short or at heap_limit.
 template <class T, class... Args>
 T* try_make(Guard<T>& guard, Args&&... args) {
   static_assert(!std::is_array_v<T>, "use make_array");

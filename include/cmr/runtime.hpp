@@ -47,6 +47,12 @@ struct Options {
   // (CMR_ALLOCATOR=jemalloc or mimalloc). Costs no memory until used; allocation fails
   // (make() throws std::bad_alloc) once the tracked heap outgrows it.
   std::size_t heap_reserve = std::size_t{64} << 30;
+  // Upper bound on the live tracked heap in bytes (0: none). An allocation that would pass
+  // it first waits for cycles to free memory: make() up to limit_wait, then throws
+  // std::bad_alloc; try_make() returns null at once, try_make_for() after its own wait.
+  // Enforced within 64 KiB per allocating thread (allocation counts are batched).
+  std::size_t heap_limit = 0;
+  std::chrono::milliseconds limit_wait{1000};
 
   friend bool operator==(const Options&, const Options&) = default;
 };
@@ -89,6 +95,8 @@ struct Stats {
   std::chrono::nanoseconds max_scan{0};
   const char* allocator = "";         // the tracked heap's backing: system, jemalloc, mimalloc
   std::uint64_t dense_scans = 0;      // cycles whose scanner used the O(1) bitmap index
+  std::uint64_t paced_waits = 0;      // allocations held back because cycles fell behind
+  std::uint64_t limit_failures = 0;   // allocations refused at heap_limit
 };
 
 Stats stats();

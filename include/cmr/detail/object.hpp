@@ -53,8 +53,11 @@ inline constexpr TypeInfo type_info_v{
 // a candidate: the caller constructs, guards, then record_allocation()s it.
 // allocate_object throws cmr::Error (derived from std::runtime_error) or std::bad_alloc;
 // try_allocate_object returns null instead of throwing for lack of memory.
+// try_allocate_object waits up to max_wait_ns for cycles to make room under
+// Options::heap_limit before it gives up.
 void* allocate_object(const TypeInfo* type, std::size_t count);
-void* try_allocate_object(const TypeInfo* type, std::size_t count) noexcept;
+void* try_allocate_object(const TypeInfo* type, std::size_t count,
+                          std::int64_t max_wait_ns = 0) noexcept;
 // Gives back memory whose construction threw (never logged, never seen by a cycle).
 void discard_object(void* object) noexcept;
 
