@@ -51,7 +51,8 @@ void Collector::MappedBuffer<T>::release() noexcept {
   capacity = size = 0;
 }
 
-Collector::Collector(const Options& options) : options_(options) {
+Collector::Collector(const Options& options)
+    : options_(options), isolate_(options.isolate_snapshot && backing::region().size != 0) {
   void* p = sys::map_private(sizeof(ScanPlan));
   if (p == nullptr) throw std::bad_alloc();
   plan_ = new (p) ScanPlan{};
@@ -62,6 +63,7 @@ Collector::~Collector() {
   roots_.release();
   ranges_.release();
   survivors_.release();
+  keep_.release();
   sys::unmap(plan_, sizeof(ScanPlan));
 }
 
@@ -293,6 +295,43 @@ void Collector::process_answer(ScanResult* result) noexcept {
   bytes_freed_.fetch_add(freed_bytes, std::memory_order_relaxed);
 }
 
+// Lists what the child reads (sorted, merged) and marks everything else DONTFORK.
+// Called with the registry lock held, before the handshake (threads still run; the log
+// chunks they add from now on are new mappings, never marked).
+bool Collector::mark_isolation() noexcept {
+  RuntimeState& s = rt();
+  keep_.size = 0;
+  auto add = [&](const void* p, std::size_t bytes) {
+    auto b = reinterpret_cast<std::uintptr_t>(p);
+    return p == nullptr || keep_.push(KeepRange{b, b + std::max<std::size_t>(bytes, 1)});
+  };
+  const backing::RegionInfo region = backing::region();
+  int on_stack = 0;  // the child runs on a copy of this thread's stack
+  bool ok = add(reinterpret_cast<void*>(region.base), region.size) &&
+            add(plan_, sizeof(ScanPlan)) && add(&on_stack, sizeof on_stack) &&
+            add(__builtin_thread_pointer(), 1) &&  // errno and the stack guard live there
+            add(roots_.data, roots_.capacity * sizeof(std::uintptr_t)) &&
+            add(ranges_.data, ranges_.capacity * sizeof(LogRange)) &&
+            add(survivors_.data, survivors_.capacity * sizeof(std::uintptr_t));
+  for (ThreadRecord* r : s.records) {
+    for (LogChunk* c = r->consumed_chunk; ok && c != nullptr;
+         c = c->next.load(std::memory_order_relaxed))  // relaxed: see cut_logs()
+      ok = add(c, sizeof(LogChunk));
+  }
+  if (!ok) return false;
+  std::sort(keep_.data, keep_.data + keep_.size,
+            [](const KeepRange& a, const KeepRange& b) { return a.begin < b.begin; });
+  std::size_t merged = 0;
+  for (std::size_t i = 0; i < keep_.size; ++i) {
+    if (merged != 0 && keep_.data[i].begin <= keep_.data[merged - 1].end)
+      keep_.data[merged - 1].end = std::max(keep_.data[merged - 1].end, keep_.data[i].end);
+    else
+      keep_.data[merged++] = keep_.data[i];
+  }
+  isolation_.mark(keep_.data, merged);
+  return true;
+}
+
 void Collector::record_pause(std::int64_t ns) noexcept {
   // relaxed: statistics only; the collector is their single writer.
   last_pause_.store(ns, std::memory_order_relaxed);
@@ -302,6 +341,7 @@ void Collector::record_pause(std::int64_t ns) noexcept {
 
 bool Collector::run_cycle() {
   RuntimeState& s = rt();
+  if (isolate_) isolation_.prepare();  // reads /proc: before the lock, which Roots need
   std::unique_lock registry(s.registry_mutex);
 
   // Before the pause (nothing is held yet, so allocating is still allowed).
@@ -319,12 +359,17 @@ bool Collector::run_cycle() {
     return false;
   }
 
+  // Marks end in isolation_.restore() before the registry lock is released, on every path.
+  if (isolate_ && !mark_isolation()) isolation_.restore();
+  isolated_bytes_.store(isolate_ ? isolation_.marked_bytes() : 0, std::memory_order_relaxed);
+
   const std::int64_t t0 = sys::now_ns();
   handshake::PauseOutcome held = handshake::pause(
       targets_.data(), targets_.size(),
       std::chrono::duration_cast<std::chrono::nanoseconds>(options_.handshake_timeout).count());
   if (!held.paused && !g_test_faults.skip_handshake_wait) {
     handshake::release();
+    isolation_.restore();
     registry.unlock();
     record_pause(sys::now_ns() - t0);
     aborted_.fetch_add(1, std::memory_order_relaxed);
@@ -358,6 +403,7 @@ bool Collector::run_cycle() {
   handshake::release();
   // ---- threads run again ----
   const std::int64_t pause_ns = sys::now_ns() - t0;
+  isolation_.restore();
   registry.unlock();
   record_pause(pause_ns);
   last_roots_.store(roots_.size, std::memory_order_relaxed);
@@ -441,6 +487,8 @@ void Collector::fill(Stats& out) const noexcept {
   out.last_roots = r(last_roots_);
   out.last_words_scanned = r(last_words_);
   out.dense_scans = r(dense_scans_);
+  out.snapshot_isolated = isolate_;
+  out.last_isolated_bytes = r(isolated_bytes_);
   out.last_pause = ns(last_pause_);
   out.max_pause = ns(max_pause_);
   out.total_pause = ns(total_pause_);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cmr/runtime.hpp"
+#include "isolation.hpp"
 #include "scanner.hpp"
 
 namespace cmr::detail {
@@ -49,6 +50,7 @@ class Collector {
   void finish_logs(bool completed) noexcept;
   void process_answer(ScanResult* result) noexcept;
   void record_pause(std::int64_t ns) noexcept;
+  bool mark_isolation() noexcept;
 
   template <class T>
   struct MappedBuffer {  // runtime-owned memory, grown with mmap (never malloc)
@@ -71,6 +73,9 @@ class Collector {
   ScanPlan* plan_ = nullptr;                // in a mapping of its own
   std::size_t new_count_ = 0;
   std::uint64_t survivor_bytes_ = 0;
+  const bool isolate_;                      // options_.isolate_snapshot with a region
+  Isolation isolation_;
+  MappedBuffer<KeepRange> keep_;
 
   // Background thread and collect() requests.
   std::thread thread_;
@@ -87,7 +92,7 @@ class Collector {
   // Counters (written by the cycle, read relaxed by stats()).
   std::atomic<std::uint64_t> cycles_{0}, aborted_{0}, failed_{0}, clone_failures_{0},
       crashes_{0}, timeouts_{0}, objects_freed_{0}, bytes_freed_{0}, last_candidates_{0},
-      last_roots_{0}, last_words_{0}, dense_scans_{0};
+      last_roots_{0}, last_words_{0}, dense_scans_{0}, isolated_bytes_{0};
   std::atomic<std::int64_t> last_pause_{0}, max_pause_{0}, total_pause_{0}, last_scan_{0},
       max_scan_{0};
 };

@@ -285,6 +285,7 @@ void scanner_child_main(const ScanPlan& plan) noexcept {
     std::atomic<std::uint32_t> never{0};
     for (;;) sys::futex_wait(&never, 0);
   }
+  if (plan.faults.child_reads != nullptr) (void)*plan.faults.child_reads;
   bool ok = scan(plan);
   if (ok && !plan.faults.child_exit_early) {
     // release: pairs with the parent's acquire load after the child exited; the answer is

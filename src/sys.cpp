@@ -51,13 +51,13 @@ std::size_t page_round(std::size_t bytes) noexcept {
 
 void* map_private(std::size_t bytes) noexcept {
   void* p = ::mmap(nullptr, page_round(bytes), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
 void* map_shared(std::size_t bytes) noexcept {
   void* p = ::mmap(nullptr, page_round(bytes), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 

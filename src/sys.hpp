@@ -23,7 +23,9 @@ void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                 std::int64_t timeout_ns = -1) noexcept;
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
 
-// Anonymous private mapping of at least `bytes`, zero-filled; null on failure.
+// Anonymous private mapping of at least `bytes`, zero-filled; null on failure. Runtime
+// mappings are MAP_NORESERVE: the flag keeps the kernel from merging them with the
+// program's anonymous memory, so snapshot isolation can keep them and drop the program's.
 void* map_private(std::size_t bytes) noexcept;
 // Anonymous shared mapping (stays shared with a child created after it).
 void* map_shared(std::size_t bytes) noexcept;

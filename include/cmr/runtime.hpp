@@ -52,6 +52,11 @@ struct Options {
   // std::bad_alloc; try_make() returns null at once, try_make_for() after its own wait.
   // Enforced within 64 KiB per allocating thread (allocation counts are batched).
   std::size_t heap_limit = 0;
+  // Keep the program's own memory out of the scanner child: every private anonymous
+  // mapping but the tracked region and the runtime's buffers is marked MADV_DONTFORK for
+  // the clone, so the pause does not grow with the program's resident memory. Takes
+  // effect only with a region-backed allocator (jemalloc, mimalloc); see stats().
+  bool isolate_snapshot = true;
   std::chrono::milliseconds limit_wait{1000};
 
   friend bool operator==(const Options&, const Options&) = default;
@@ -95,6 +100,8 @@ struct Stats {
   std::chrono::nanoseconds max_scan{0};
   const char* allocator = "";         // the tracked heap's backing: system, jemalloc, mimalloc
   std::uint64_t dense_scans = 0;      // cycles whose scanner used the O(1) bitmap index
+  bool snapshot_isolated = false;     // isolate_snapshot is in effect (region allocator)
+  std::uint64_t last_isolated_bytes = 0;  // program memory kept out of the last child
   std::uint64_t paced_waits = 0;      // allocations held back because cycles fell behind
   std::uint64_t limit_failures = 0;   // allocations refused at heap_limit
 };

@@ -9,12 +9,16 @@
 
 #include <cmr/cmr.hpp>
 
+#include <sys/mman.h>
+
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
 
 #include "backing_allocator.hpp"
+#include "cmr/detail/hooks.hpp"
 
 namespace {
 
@@ -97,6 +101,46 @@ TEST(Allocator, ARegionBackedHeapIsScannedWithTheDenseIndex) {
         << "a region-backed heap fell back to the sorted table";
   }
   for (auto& r : keep) r.store(nullptr);
+}
+
+}  // namespace
+
+namespace {
+
+// With isolation, the scanner child holds only the tracked region and the runtime's
+// buffers: a child that reads the program's own memory faults, and its cycle frees
+// nothing. Without a region there is no isolation, and the same read succeeds.
+TEST(Isolation, AChildThatReadsProgramMemoryFailsSafely) {
+  const std::size_t bytes = std::size_t{16} << 20;
+  auto* program = static_cast<char*>(
+      ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(program, MAP_FAILED);
+  std::memset(program, 1, bytes);
+  ASSERT_TRUE(cmr::collect());  // notices the new mapping
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // flags refresh at most 1/s
+  ASSERT_TRUE(cmr::collect());  // learns its fork flags
+
+  {
+    cmr::Guard<Blob<24>> g;
+    cmr::make<Blob<24>>(g);  // garbage once the guard is gone
+  }
+  const cmr::Stats before = cmr::stats();
+  EXPECT_EQ(before.snapshot_isolated, cmr::detail::backing::region().size != 0);
+  cmr::detail::g_test_faults.child_reads = program + bytes / 2;
+  const bool ok = cmr::collect();
+  cmr::detail::g_test_faults.child_reads = nullptr;
+  const cmr::Stats after = cmr::stats();
+  if (before.snapshot_isolated) {
+    EXPECT_FALSE(ok) << "the child could read program memory it was not given";
+    EXPECT_EQ(after.scanner_crashes, before.scanner_crashes + 1);
+    EXPECT_EQ(after.objects_freed, before.objects_freed) << "a failed cycle freed something";
+    EXPECT_GE(after.last_isolated_bytes, bytes);
+  } else {
+    EXPECT_TRUE(ok);
+  }
+  ASSERT_TRUE(cmr::collect());  // the next cycle works and frees the garbage
+  EXPECT_GT(cmr::stats().objects_freed, before.objects_freed);
+  ::munmap(program, bytes);
 }
 
 }  // namespace

@@ -29,6 +29,8 @@ struct TestFaults {
   // The handler makes a system call that fails (as a futex wait racing with the release
   // does, setting errno to EAGAIN), so tests can see whether errno is restored.
   bool handler_fails_a_syscall = false;
+  // The scanner child reads this address first (program memory it must not see).
+  const volatile char* child_reads = nullptr;
 };
 extern TestFaults g_test_faults;
 
