@@ -25,7 +25,7 @@ struct RegionInfo {
 
 // Reserves the region and sets up the allocator; `reserve_bytes` is the virtual size to
 // reserve (region allocators only). Throws cmr::Error with the reason on failure.
-void init(std::size_t reserve_bytes);
+void init(std::size_t reserve_bytes, bool huge_pages);
 // Returns a block of `bytes` aligned to `align` (a power of two >= 16), or null.
 void* allocate(std::size_t bytes, std::size_t align) noexcept;
 // Returns a block obtained from allocate() with the same size and alignment. Called by

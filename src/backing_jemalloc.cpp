@@ -72,9 +72,9 @@ int flags(std::size_t align, unsigned tcache) noexcept {
 
 }  // namespace
 
-void init(std::size_t reserve_bytes) {
+void init(std::size_t reserve_bytes, bool huge_pages) {
   if (g_region.size() != 0) return;  // an earlier init() got this far, then failed later
-  g_region.reserve(reserve_bytes, std::size_t{2} << 20);
+  g_region.reserve(reserve_bytes, std::size_t{2} << 20, huge_pages);
   extent_hooks_t* hooks = &g_hooks;
   size_t sz = sizeof g_arena;
   if (int e = mallctl("arenas.create", &g_arena, &sz, &hooks, sizeof hooks); e != 0)

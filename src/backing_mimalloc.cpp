@@ -26,10 +26,10 @@ __thread mi_heap_t* tls_heap __attribute__((tls_model("initial-exec"))) = nullpt
 
 }  // namespace
 
-void init(std::size_t reserve_bytes) {
+void init(std::size_t reserve_bytes, bool huge_pages) {
   if (g_region.size() != 0) return;  // an earlier init() got this far, then failed later
   // Segments are found by masking addresses: the arena must start on a segment boundary.
-  g_region.reserve(reserve_bytes, std::size_t{64} << 20);
+  g_region.reserve(reserve_bytes, std::size_t{64} << 20, huge_pages);
   if (!mi_manage_os_memory_ex(reinterpret_cast<void*>(g_region.base()), g_region.size(),
                               /*is_committed=*/true, /*is_large=*/false, /*is_zero=*/true,
                               /*numa_node=*/-1, /*exclusive=*/true, &g_arena))

@@ -7,7 +7,7 @@
 
 namespace cmr::detail::backing {
 
-void init(std::size_t) {}
+void init(std::size_t, bool) {}
 
 void* allocate(std::size_t bytes, std::size_t align) noexcept {
   if (align <= alignof(std::max_align_t)) return std::malloc(bytes);

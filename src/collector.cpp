@@ -381,6 +381,7 @@ bool Collector::run_cycle() {
   }
 
   // ---- every registered thread is held: no malloc, no printing, until release() ----
+  last_handshake_.store(sys::now_ns() - t0, std::memory_order_relaxed);  // relaxed: stats
   bool ready = copy_roots();
   cut_logs();
   // Read while every allocating thread is held, so the bytes subtracted after the cycle
@@ -490,6 +491,7 @@ void Collector::fill(Stats& out) const noexcept {
   out.snapshot_isolated = isolate_;
   out.last_isolated_bytes = r(isolated_bytes_);
   out.last_pause = ns(last_pause_);
+  out.last_handshake = ns(last_handshake_);
   out.max_pause = ns(max_pause_);
   out.total_pause = ns(total_pause_);
   out.last_scan = ns(last_scan_);

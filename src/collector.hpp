@@ -93,7 +93,7 @@ class Collector {
   std::atomic<std::uint64_t> cycles_{0}, aborted_{0}, failed_{0}, clone_failures_{0},
       crashes_{0}, timeouts_{0}, objects_freed_{0}, bytes_freed_{0}, last_candidates_{0},
       last_roots_{0}, last_words_{0}, dense_scans_{0}, isolated_bytes_{0};
-  std::atomic<std::int64_t> last_pause_{0}, max_pause_{0}, total_pause_{0}, last_scan_{0},
+  std::atomic<std::int64_t> last_handshake_{0}, last_pause_{0}, max_pause_{0}, total_pause_{0}, last_scan_{0},
       max_scan_{0};
 };
 

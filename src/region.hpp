@@ -12,7 +12,8 @@ class Region {
  public:
   // Reserves `bytes` (or less, halving down to 1 GiB when the kernel refuses) aligned to
   // `align`. Pages cost nothing until touched. Throws cmr::Error when nothing can be had.
-  void reserve(std::size_t bytes, std::size_t align);
+  // huge_pages: advise transparent huge pages for the whole range.
+  void reserve(std::size_t bytes, std::size_t align, bool huge_pages);
   // Bump allocation of fresh, zero-filled pages; null when the region is exhausted.
   // `at` (optional) asks for exactly that address (jemalloc grows extents in place).
   void* take(std::size_t bytes, std::size_t align, void* at = nullptr) noexcept;

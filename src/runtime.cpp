@@ -80,7 +80,7 @@ void atfork_child() noexcept {
 void init_locked(const Options& options, bool implicit) {
   RuntimeState& s = rt();
   validate(options);
-  backing::init(options.heap_reserve);
+  backing::init(options.heap_reserve, options.huge_pages);
   handshake::install(options.signal);
   s.options = options;
   s.implicit_init = implicit;

@@ -5,7 +5,8 @@
 // and reports the pause that stats() measured for each (handshake + child creation, what
 // the threads see): median, p99, max. Run once per (memory, isolate) pair, each in its own
 // process. Output: one CSV line
-//   allocator,isolate,isolated,app_mib,threads,cycles,pause_p50_us,pause_p99_us,pause_max_us,rss_mib
+//   allocator,isolate,isolated,app_mib,threads,cycles,pause_p50_us,pause_p99_us,pause_max_us,
+//   handshake_p50_us,rss_mib
 // Usage: pause_vs_rss <app_mib> <isolate 0|1> [threads=8] [cycles=200]
 #include <sys/mman.h>
 
@@ -77,23 +78,29 @@ int main(int argc, char** argv) {
       }
     });
 
-  std::vector<double> pauses;
+  std::vector<double> pauses, handshakes;
   cmr::collect();  // learn the mappings' flags once
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   cmr::collect();
   for (int c = 0; c < cycles; ++c) {
-    if (cmr::collect()) pauses.push_back(cmr::stats().last_pause.count() / 1e3);
+    if (cmr::collect()) {
+      const cmr::Stats s = cmr::stats();
+      pauses.push_back(s.last_pause.count() / 1e3);
+      handshakes.push_back(s.last_handshake.count() / 1e3);
+    }
   }
   stop = true;
   for (auto& w : workers) w.join();
   std::sort(pauses.begin(), pauses.end());
+  std::sort(handshakes.begin(), handshakes.end());
   auto pct = [&](double p) {
     return pauses.empty() ? 0.0 : pauses[std::min(pauses.size() - 1, static_cast<std::size_t>(p * pauses.size()))];
   };
   const cmr::Stats s = cmr::stats();
-  std::printf("%s,%d,%d,%zu,%d,%zu,%.1f,%.1f,%.1f,%ld\n", s.allocator, isolate ? 1 : 0,
+  const double hs50 = handshakes.empty() ? 0.0 : handshakes[handshakes.size() / 2];
+  std::printf("%s,%d,%d,%zu,%d,%zu,%.1f,%.1f,%.1f,%.1f,%ld\n", s.allocator, isolate ? 1 : 0,
               s.snapshot_isolated ? 1 : 0, app_mib, threads, pauses.size(), pct(0.5), pct(0.99),
-              pauses.empty() ? 0.0 : pauses.back(), rss_mib());
+              pauses.empty() ? 0.0 : pauses.back(), hs50, rss_mib());
   if (app != nullptr) ::munmap(app, app_mib << 20);
   return 0;
 }
