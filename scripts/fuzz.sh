@@ -30,7 +30,7 @@ if ((${#missing[@]})); then
 fi
 
 echo "== building scanner_fuzz (clang-14, ASan + UBSan + libFuzzer)"
-cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMR_ALLOCATOR=system \
   -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_C_COMPILER=clang-14 \
   -DCMR_BUILD_TESTS=ON -DCMR_BUILD_FUZZ=ON -DCMR_BUILD_BENCHMARKS=OFF -DCMR_BUILD_EXAMPLES=OFF
 cmake --build build/fuzz --target scanner_fuzz -j"$(nproc)"

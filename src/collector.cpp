@@ -29,6 +29,14 @@
 
 namespace cmr::detail {
 
+namespace {
+// The collector's own thread runs destructors of garbage and the diagnostics sink; a cycle
+// requested from there would wait for itself.
+constexpr const char* kCollectOnCollector =
+    "cmr: collect() was called on the collector's own thread (from a tracked object's "
+    "destructor or from the diagnostics sink)";
+}  // namespace
+
 TestHooks g_test_hooks;
 TestFaults g_test_faults;
 
@@ -69,10 +77,13 @@ Collector::~Collector() {
 
 void Collector::start() {
   thread_ = std::thread([this] { thread_main(); });
+  // release: pairs with the acquire loads in request_*() and collect(); the thread exists.
+  running_.store(true, std::memory_order_release);
 }
 
 void Collector::stop() noexcept {
-  if (!thread_.joinable()) return;
+  // Other threads test running_, never thread_ itself, which join() writes.
+  if (!running_.exchange(false, std::memory_order_acq_rel)) return;
   stopping_.store(true, std::memory_order_relaxed);
   wake();
   thread_.join();
@@ -89,14 +100,15 @@ void Collector::wake() noexcept {
 
 void Collector::request_automatic_cycle() noexcept {
   // relaxed exchange: only de-duplicates wake-ups; the futex carries the ordering.
-  if (!automatic_requested_.exchange(true, std::memory_order_relaxed) && thread_.joinable())
+  if (!automatic_requested_.exchange(true, std::memory_order_relaxed) &&
+      running_.load(std::memory_order_acquire))
     wake();
 }
 
 void Collector::request_cycle() noexcept {
   // relaxed: see request_automatic_cycle().
   forced_requested_.store(true, std::memory_order_relaxed);
-  if (thread_.joinable()) wake();
+  if (running_.load(std::memory_order_acquire)) wake();
 }
 
 bool Collector::is_collector_thread() const noexcept {
@@ -115,9 +127,8 @@ bool Collector::run_cycle_and_announce() {
 }
 
 bool Collector::collect() {
-  if (!options_.background || !thread_.joinable()) {
-    if (sys::gettid() == thread_tid_)
-      throw Error("cmr: collect() was called from a tracked object's destructor");
+  if (!options_.background || !running_.load(std::memory_order_acquire)) {
+    if (sys::gettid() == thread_tid_) throw Error(kCollectOnCollector);
     std::lock_guard lock(cycle_mutex_);
     // This thread is the collector now: it must never hold itself in the handler.
     sigset_t block, old;
@@ -130,8 +141,7 @@ bool Collector::collect() {
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     return ok;
   }
-  if (sys::gettid() == thread_tid_)
-    throw Error("cmr: collect() was called from a tracked object's destructor");
+  if (sys::gettid() == thread_tid_) throw Error(kCollectOnCollector);
   std::unique_lock lock(request_mutex_);
   const std::uint64_t ticket = ++requested_;
   wake();

@@ -79,6 +79,7 @@ class Collector {
 
   // Background thread and collect() requests.
   std::thread thread_;
+  std::atomic<bool> running_{false};  // the background thread was started and not stopped
   std::atomic<int> thread_tid_{0};  // relaxed: compared with the caller's own tid only
   std::atomic<std::uint32_t> wake_seq_{0};
   std::atomic<bool> stopping_{false};

@@ -345,7 +345,7 @@ void expect_collect_in_destructor_throws() {
 
 TEST_F(Misuse, CollectFromADestructorOnTheCollectorThreadThrows) {
   EXPECT_EXIT(exit_expecting_success(&expect_collect_in_destructor_throws), ExitedWithCode(0),
-              "collect\\(\\) was called from a tracked object's destructor");
+              "collect\\(\\) was called on the collector's own thread");
 }
 
 TEST_F(Misuse, CollectFromADestructorWithoutACollectorThreadThrows) {
@@ -353,7 +353,7 @@ TEST_F(Misuse, CollectFromADestructorWithoutACollectorThreadThrows) {
                 cmr::init({.background = false});
                 expect_collect_in_destructor_throws();
               }),
-              ExitedWithCode(0), "collect\\(\\) was called from a tracked object's destructor");
+              ExitedWithCode(0), "collect\\(\\) was called on the collector's own thread");
 }
 
 }  // namespace
