@@ -9,6 +9,28 @@
 # per-line data files so gnuplot never has to filter (filtered-out points break lines).
 set -euo pipefail
 
+if [[ ${1:-} == --pause ]]; then
+  # Pause vs the program's resident memory: scripts/bench_plot.sh --pause PAUSE_CSV OUT_DIR
+  pause_csv=$2; out=$3
+  command -v gnuplot >/dev/null || { echo "bench_plot: gnuplot not found, no plots" >&2; exit 0; }
+  data="$out/plot-data-pause"; rm -rf "$data"; mkdir -p "$data"
+  awk -F, -v dir="$data" 'NR > 1 { f = dir "/" ($3 == 1 ? "on" : "off") ".dat"; print $11, $7, $8 > f }' "$pause_csv"
+  for f in "$data"/*.dat; do sort -n "$f" -o "$f"; done
+  term="pngcairo noenhanced size 1100,700 font ',10'"
+  gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || term="png noenhanced size 1100,700"
+  gnuplot <<GP
+set terminal $term
+set output '$out/pause_vs_rss.png'
+set title 'cmr pause (handshake + child creation) vs resident memory, 8 threads'
+set xlabel 'process RSS (MiB)'; set ylabel 'pause (microseconds)'; set logscale y; set grid
+set key outside right
+plot '$data/on.dat' using 1:2 with linespoints lw 2 title 'isolation on, p50', \
+     '$data/on.dat' using 1:3 with linespoints lw 1 dt 2 title 'isolation on, p99', \
+     '$data/off.dat' using 1:2 with linespoints lw 2 title 'isolation off, p50', \
+     '$data/off.dat' using 1:3 with linespoints lw 1 dt 2 title 'isolation off, p99'
+GP
+  exit 0
+fi
 if [[ $# -eq 2 ]]; then results=$1; timeline=""; out=$2
 elif [[ $# -eq 3 ]]; then results=$1; timeline=$2; out=$3
 else echo "usage: $0 RESULTS_CSV [STALL_TIMELINE_CSV] OUT_DIR" >&2; exit 2; fi
