@@ -17,17 +17,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || ((seconds == 0)); then
 fi
 
 # The tests/ directory (where the fuzz target lives) needs GoogleTest to configure.
-packages=(clang-14 libclang-rt-14-dev cmake make libgtest-dev libgmock-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "== installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}"
-fi
+scripts/install_packages.sh clang-14 libclang-rt-14-dev cmake make libgtest-dev libgmock-dev
 
 echo "== building scanner_fuzz (clang-14, ASan + UBSan + libFuzzer)"
 cmake -S . -B build/fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMR_ALLOCATOR=system \

@@ -30,16 +30,7 @@ done
 packages=(cmake g++ make libgtest-dev libgmock-dev libjemalloc-dev libmimalloc-dev
           clang-14 libclang-rt-14-dev)
 if ((install)); then
-  missing=()
-  for p in "${packages[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    echo "== installing: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq "${missing[@]}"
-  fi
+  scripts/install_packages.sh "${packages[@]}"
 fi
 
 jobs=$(nproc)

@@ -32,6 +32,21 @@ T* publish_new(Guard<T>& guard, void* memory, T* object) {
   record_allocation(memory);
   return object;
 }
+
+// Constructs a T in `memory` (or gives the memory back if the constructor throws), then
+// publishes it. Null memory stays null.
+template <class T, class... Args>
+T* construct_and_publish(Guard<T>& guard, void* memory, Args&&... args) {
+  if (memory == nullptr) return nullptr;
+  T* object;
+  try {
+    object = ::new (memory) T(std::forward<Args>(args)...);
+  } catch (...) {
+    discard_object(memory);
+    throw;
+  }
+  return publish_new(guard, memory, object);
+}
 }  // namespace detail
 
 // Direct-initialises a T (explicit constructors work). Throws std::bad_alloc when memory
@@ -40,14 +55,7 @@ template <class T, class... Args>
 T* make(Guard<T>& guard, Args&&... args) {
   static_assert(!std::is_array_v<T>, "use make_array");
   void* memory = detail::allocate_object(&detail::type_info_v<T>, 1);
-  T* object;
-  try {
-    object = ::new (memory) T(std::forward<Args>(args)...);
-  } catch (...) {
-    detail::discard_object(memory);
-    throw;
-  }
-  return detail::publish_new(guard, memory, object);
+  return detail::construct_and_publish(guard, memory, std::forward<Args>(args)...);
 }
 
 // Like make(), but returns null instead of throwing when memory is short, or when the
@@ -59,15 +67,7 @@ T* try_make_for(Guard<T>& guard, std::chrono::duration<Rep, Period> max_wait, Ar
   void* memory = detail::try_allocate_object(
       &detail::type_info_v<T>, 1,
       std::chrono::duration_cast<std::chrono::nanoseconds>(max_wait).count());
-  if (memory == nullptr) return nullptr;
-  T* object;
-  try {
-    object = ::new (memory) T(std::forward<Args>(args)...);
-  } catch (...) {
-    detail::discard_object(memory);
-    throw;
-  }
-  return detail::publish_new(guard, memory, object);
+  return detail::construct_and_publish(guard, memory, std::forward<Args>(args)...);
 }
 
 // try_make_for() without waiting: null at once when memory is short or at heap_limit.
@@ -75,15 +75,7 @@ template <class T, class... Args>
 T* try_make(Guard<T>& guard, Args&&... args) {
   static_assert(!std::is_array_v<T>, "use make_array");
   void* memory = detail::try_allocate_object(&detail::type_info_v<T>, 1);
-  if (memory == nullptr) return nullptr;
-  T* object;
-  try {
-    object = ::new (memory) T(std::forward<Args>(args)...);
-  } catch (...) {
-    detail::discard_object(memory);
-    throw;
-  }
-  return detail::publish_new(guard, memory, object);
+  return detail::construct_and_publish(guard, memory, std::forward<Args>(args)...);
 }
 
 // Constructs `count` value-initialised T in one tracked object and returns the first,
