@@ -34,10 +34,9 @@ T* publish_new(Guard<T>& guard, void* memory, T* object) {
 }
 
 // Constructs a T in `memory` (or gives the memory back if the constructor throws), then
-// publishes it. Null memory stays null.
+// publishes it.
 template <class T, class... Args>
 T* construct_and_publish(Guard<T>& guard, void* memory, Args&&... args) {
-  if (memory == nullptr) return nullptr;
   T* object;
   try {
     object = ::new (memory) T(std::forward<Args>(args)...);
@@ -67,6 +66,7 @@ T* try_make_for(Guard<T>& guard, std::chrono::duration<Rep, Period> max_wait, Ar
   void* memory = detail::try_allocate_object(
       &detail::type_info_v<T>, 1,
       std::chrono::duration_cast<std::chrono::nanoseconds>(max_wait).count());
+  if (memory == nullptr) return nullptr;
   return detail::construct_and_publish(guard, memory, std::forward<Args>(args)...);
 }
 
@@ -75,6 +75,7 @@ template <class T, class... Args>
 T* try_make(Guard<T>& guard, Args&&... args) {
   static_assert(!std::is_array_v<T>, "use make_array");
   void* memory = detail::try_allocate_object(&detail::type_info_v<T>, 1);
+  if (memory == nullptr) return nullptr;
   return detail::construct_and_publish(guard, memory, std::forward<Args>(args)...);
 }
 
