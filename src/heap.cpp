@@ -72,10 +72,11 @@ std::uint64_t live_estimate(const ThreadRecord* r) {
 
 // True when `bytes` more fit under Options::heap_limit, waiting up to max_wait_ns for
 // cycles to free memory.
-bool admit(ThreadRecord* r, std::size_t bytes, std::int64_t max_wait_ns) {
+// The caller checked r->heap_limit != 0: with no limit, make() does not come here.
+[[gnu::noinline]] bool admit(ThreadRecord* r, std::size_t bytes, std::int64_t max_wait_ns) {
   RuntimeState& s = rt();
-  const std::uint64_t limit = s.options.heap_limit;
-  if (limit == 0 || live_estimate(r) + bytes <= limit) [[likely]] return true;
+  const std::uint64_t limit = r->heap_limit;
+  if (live_estimate(r) + bytes <= limit) return true;
   const std::int64_t deadline = sys::now_ns() + std::max<std::int64_t>(max_wait_ns, 0);
   // Flush this thread's batch so the collector sees why it is needed.
   s.allocated_since_cycle.fetch_add(r->pending_bytes, std::memory_order_relaxed);
@@ -123,9 +124,28 @@ void account(ThreadRecord* r, std::size_t bytes) {
   }
 }
 
+// Zeroes [p, p + n) for n a multiple of 8 (a scan span). Small spans, the common case,
+// take two possibly overlapping fixed-size stores each, inline; a call to memset with a
+// size unknown at compile time costs more than the zeroing itself.
+inline void zero_span(char* p, std::size_t n) noexcept {
+  if (n <= 16) [[likely]] {
+    std::memset(p, 0, 8);
+    std::memset(p + n - 8, 0, 8);
+  } else if (n <= 32) {
+    std::memset(p, 0, 16);
+    std::memset(p + n - 16, 0, 16);
+  } else if (n <= 64) {
+    std::memset(p, 0, 32);
+    std::memset(p + n - 32, 0, 32);
+  } else {
+    std::memset(p, 0, n);
+  }
+}
+
 void* allocate_impl(const TypeInfo* type, std::size_t count, bool& overflow) noexcept {
   overflow = false;
-  if (count != 0 && type->size > (std::size_t{1} << 47) / count) {
+  // count == 1 (every make()) cannot overflow: type->size is a sizeof. Skips a division.
+  if (count > 1 && type->size > (std::size_t{1} << 47) / count) [[unlikely]] {
     overflow = true;
     return nullptr;
   }
@@ -143,7 +163,7 @@ void* allocate_impl(const TypeInfo* type, std::size_t count, bool& overflow) noe
   char* object = block + prefix;
   // Recycled memory may hold stale pointer-like words in padding the constructor never
   // writes; the conservative scan would keep their targets (and chains behind them) alive.
-  std::memset(object, 0, scan_span(bytes));
+  zero_span(object, scan_span(bytes));
   ObjectHeader* h = header_of(object);
   h->bytes = bytes;
   h->type = type;
@@ -154,18 +174,26 @@ void* allocate_impl(const TypeInfo* type, std::size_t count, bool& overflow) noe
 // memory surfaces here (before construction) rather than after the object was published.
 void reserve_log_entry(ThreadRecord* r) {
   LogChunk* c = r->log_tail.load(std::memory_order_relaxed);
-  if (c->len.load(std::memory_order_relaxed) == kLogChunkEntries) grow_log(r);
+  if (c->len.load(std::memory_order_relaxed) == kLogChunkEntries) [[unlikely]] grow_log(r);
+}
+
+// make()'s wait at the limit is Options::limit_wait; reading it needs the runtime state,
+// so it stays off the no-limit path.
+[[gnu::noinline]] bool admit_for_make(ThreadRecord* r, std::size_t bytes) {
+  return admit(
+      r, bytes,
+      std::chrono::duration_cast<std::chrono::nanoseconds>(rt().options.limit_wait).count());
 }
 
 }  // namespace
 
 void* allocate_object(const TypeInfo* type, std::size_t count) {
-  if (g_shut_down.load(std::memory_order_relaxed))
+  if (g_shut_down.load(std::memory_order_relaxed)) [[unlikely]]
     throw Error("cmr: make() was called after cmr::shutdown()");
-  ThreadRecord* r = current_record();
+  ThreadRecord* r = tls_record;
+  if (r == nullptr) [[unlikely]] r = current_record();
   reserve_log_entry(r);
-  if (!admit(r, type->size * count,
-             std::chrono::duration_cast<std::chrono::nanoseconds>(rt().options.limit_wait).count()))
+  if (r->heap_limit != 0 && !admit_for_make(r, type->size * count)) [[unlikely]]
     throw std::bad_alloc();
   bool overflow;
   void* object = allocate_impl(type, count, overflow);
@@ -181,7 +209,7 @@ void* try_allocate_object(const TypeInfo* type, std::size_t count,
   try {
     r = current_record();
     reserve_log_entry(r);
-    if (!admit(r, type->size * count, max_wait_ns)) return nullptr;
+    if (r->heap_limit != 0 && !admit(r, type->size * count, max_wait_ns)) return nullptr;
   } catch (...) {
     return nullptr;
   }

@@ -83,6 +83,7 @@ ThreadRecord* register_current() {
     throw;
   }
   r->tid = sys::gettid();
+  r->heap_limit = rt().options.heap_limit;
   {
     std::lock_guard lock(rt().registry_mutex);
     r->acked_epoch.store(0, std::memory_order_relaxed);

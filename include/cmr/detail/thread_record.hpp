@@ -44,6 +44,9 @@ struct ThreadRecord {
   std::atomic<LogChunk*> log_tail{nullptr};
   std::atomic<SlotBlock*> slot_blocks{nullptr};
   std::uint64_t pending_bytes = 0;  // allocated, not yet added to the global trigger count
+  // Options::heap_limit, copied at registration (options never change once the runtime
+  // runs), so that make() needs no call into the runtime state when there is no limit.
+  std::uint64_t heap_limit = 0;
   // Totals for stats(); stored (not RMW'd) by the owner, read relaxed by stats().
   std::atomic<std::uint64_t> allocated_objects{0};
   std::atomic<std::uint64_t> allocated_bytes{0};
