@@ -253,7 +253,7 @@ void Collector::finish_logs(bool completed) noexcept {
       // is the cut chunk or a later one.
       for (LogChunk* c = r->consumed_chunk; c != r->cut_chunk;) {
         LogChunk* next = c->next.load(std::memory_order_relaxed);
-        sys::unmap(c, sizeof(LogChunk));
+        release_chunk(c);
         c = next;
       }
       r->consumed_chunk = r->cut_chunk;

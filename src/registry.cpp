@@ -28,8 +28,25 @@ namespace {
 pthread_key_t g_exit_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 
+// Consumed log chunks are kept for reuse (up to kChunkPool of them) instead of being
+// unmapped and mapped again: profiled, the collector spent ~5% of its time in munmap and
+// each fresh chunk cost its page faults again.
+constexpr std::size_t kChunkPool = 64;
+std::mutex g_pool_mutex;
+LogChunk* g_pool = nullptr;  // linked through next, under g_pool_mutex
+std::size_t g_pool_size = 0;
+
 LogChunk* new_chunk() {
-  void* p = sys::map_private(sizeof(LogChunk));
+  void* p = nullptr;
+  {
+    std::lock_guard lock(g_pool_mutex);
+    if (g_pool != nullptr) {
+      p = g_pool;
+      g_pool = g_pool->next.load(std::memory_order_relaxed);
+      --g_pool_size;
+    }
+  }
+  if (p == nullptr) p = sys::map_private(sizeof(LogChunk));
   if (p == nullptr) throw std::bad_alloc();
   return new (p) LogChunk{};
 }
@@ -110,6 +127,26 @@ void unregister_current(void* record) noexcept {
 
 }  // namespace
 
+void chunk_pool_after_fork() noexcept {
+  // The program forked while another thread may have held the pool lock: that thread does
+  // not exist in the child.
+  new (&g_pool_mutex) std::mutex();
+}
+
+void release_chunk(LogChunk* c) noexcept {
+  {
+    std::lock_guard lock(g_pool_mutex);
+    if (g_pool_size < kChunkPool) {
+      // relaxed: the pool is guarded by its mutex; nothing else reads a pooled chunk.
+      c->next.store(g_pool, std::memory_order_relaxed);
+      g_pool = c;
+      ++g_pool_size;
+      return;
+    }
+  }
+  sys::unmap(c, sizeof(LogChunk));
+}
+
 void destroy_record(ThreadRecord* r) noexcept {
   for (SlotBlock* b = r->slot_blocks.load(std::memory_order_relaxed); b != nullptr;) {
     SlotBlock* next = b->next;
@@ -118,7 +155,7 @@ void destroy_record(ThreadRecord* r) noexcept {
   }
   for (LogChunk* c = r->consumed_chunk; c != nullptr;) {
     LogChunk* next = c->next.load(std::memory_order_relaxed);
-    sys::unmap(c, sizeof(LogChunk));
+    release_chunk(c);
     c = next;
   }
   std::free(r->free_slots);

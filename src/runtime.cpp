@@ -74,6 +74,7 @@ void atfork_prepare() noexcept { rt().registry_mutex.lock(); }
 void atfork_parent() noexcept { rt().registry_mutex.unlock(); }
 void atfork_child() noexcept {
   rt().registry_mutex.unlock();
+  chunk_pool_after_fork();
   rt().in_forked_child = true;
 }
 

@@ -70,6 +70,11 @@ void diagnose(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // Registers the calling thread if it is not yet (src/registry.cpp).
 ThreadRecord* current_record();
 
+// Gives a consumed log chunk back for reuse by any thread (registry.cpp).
+void release_chunk(LogChunk* c) noexcept;
+// In the child of a program fork: makes the chunk pool usable again.
+void chunk_pool_after_fork() noexcept;
+
 // Frees a thread record and everything it owns; the caller holds the registry lock and
 // has consumed its log.
 void destroy_record(ThreadRecord* r) noexcept;
