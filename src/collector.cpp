@@ -323,10 +323,13 @@ bool Collector::mark_isolation() noexcept {
             add(roots_.data, roots_.capacity * sizeof(std::uintptr_t)) &&
             add(ranges_.data, ranges_.capacity * sizeof(LogRange)) &&
             add(survivors_.data, survivors_.capacity * sizeof(std::uintptr_t));
+  std::uintptr_t arena_begin, arena_end;
+  if (ok && chunk_arena(arena_begin, arena_end))
+    ok = add(reinterpret_cast<void*>(arena_begin), arena_end - arena_begin);
   for (ThreadRecord* r : s.records) {
     for (LogChunk* c = r->consumed_chunk; ok && c != nullptr;
          c = c->next.load(std::memory_order_relaxed))  // relaxed: see cut_logs()
-      ok = add(c, sizeof(LogChunk));
+      if (!in_chunk_arena(c)) ok = add(c, sizeof(LogChunk));
   }
   if (!ok) return false;
   std::sort(keep_.data, keep_.data + keep_.size,

@@ -28,13 +28,23 @@ namespace {
 pthread_key_t g_exit_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 
-// Consumed log chunks are kept for reuse (up to kChunkPool of them) instead of being
-// unmapped and mapped again: profiled, the collector spent ~5% of its time in munmap and
-// each fresh chunk cost its page faults again.
+// Log chunks come from one reserved range (the chunk arena) so that snapshot isolation can
+// keep them all with a single range: a chunk a thread is about to link into its log when
+// the collector marks the program's memory must not be marked. Consumed chunks go back to
+// a pool instead of munmap (profiled: the collector spent ~5% of its time in munmap, and
+// each fresh chunk paid its page faults again); beyond kChunkPool pooled chunks, their
+// pages but the first (which holds the link) are returned to the kernel.
+constexpr std::size_t kChunkArenaBytes = std::size_t{4} << 30;  // address space only
 constexpr std::size_t kChunkPool = 64;
-std::mutex g_pool_mutex;
-LogChunk* g_pool = nullptr;  // linked through next, under g_pool_mutex
+std::mutex g_pool_mutex;     // guards everything below
+LogChunk* g_pool = nullptr;  // linked through next
 std::size_t g_pool_size = 0;
+std::uintptr_t g_arena_base = 0, g_arena_next = 0, g_arena_end = 0;
+
+bool in_arena(const void* c) {
+  auto a = reinterpret_cast<std::uintptr_t>(c);
+  return a >= g_arena_base && a < g_arena_end;
+}
 
 LogChunk* new_chunk() {
   void* p = nullptr;
@@ -42,10 +52,23 @@ LogChunk* new_chunk() {
     std::lock_guard lock(g_pool_mutex);
     if (g_pool != nullptr) {
       p = g_pool;
-      g_pool = g_pool->next.load(std::memory_order_relaxed);
+      g_pool = g_pool->next.load(std::memory_order_relaxed);  // relaxed: under the lock
       --g_pool_size;
+    } else {
+      if (g_arena_base == 0) {
+        if (void* a = sys::map_private(kChunkArenaBytes)) {
+          g_arena_base = g_arena_next = reinterpret_cast<std::uintptr_t>(a);
+          g_arena_end = g_arena_base + kChunkArenaBytes;
+        }
+      }
+      if (g_arena_next != 0 && g_arena_next + sizeof(LogChunk) <= g_arena_end) {
+        p = reinterpret_cast<void*>(g_arena_next);
+        g_arena_next += sys::page_round(sizeof(LogChunk));
+      }
     }
   }
+  // Outside the arena only when it is exhausted (128K chunks in use): such chunks are
+  // kept by the collector one by one.
   if (p == nullptr) p = sys::map_private(sizeof(LogChunk));
   if (p == nullptr) throw std::bad_alloc();
   return new (p) LogChunk{};
@@ -134,17 +157,32 @@ void chunk_pool_after_fork() noexcept {
 }
 
 void release_chunk(LogChunk* c) noexcept {
-  {
-    std::lock_guard lock(g_pool_mutex);
-    if (g_pool_size < kChunkPool) {
-      // relaxed: the pool is guarded by its mutex; nothing else reads a pooled chunk.
-      c->next.store(g_pool, std::memory_order_relaxed);
-      g_pool = c;
-      ++g_pool_size;
-      return;
-    }
+  std::lock_guard lock(g_pool_mutex);
+  if (!in_arena(c)) {
+    sys::unmap(c, sizeof(LogChunk));
+    return;
   }
-  sys::unmap(c, sizeof(LogChunk));
+  if (g_pool_size >= kChunkPool) {
+    constexpr std::size_t kPage = 4096;
+    ::madvise(reinterpret_cast<char*>(c) + kPage, sys::page_round(sizeof(LogChunk)) - kPage,
+              MADV_DONTNEED);
+  }
+  // relaxed: the pool is guarded by its mutex; nothing else reads a pooled chunk.
+  c->next.store(g_pool, std::memory_order_relaxed);
+  g_pool = c;
+  ++g_pool_size;
+}
+
+bool chunk_arena(std::uintptr_t& begin, std::uintptr_t& end) noexcept {
+  std::lock_guard lock(g_pool_mutex);
+  begin = g_arena_base;
+  end = g_arena_end;
+  return begin != 0;
+}
+
+bool in_chunk_arena(const LogChunk* c) noexcept {
+  std::lock_guard lock(g_pool_mutex);
+  return in_arena(c);
 }
 
 void destroy_record(ThreadRecord* r) noexcept {

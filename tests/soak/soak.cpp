@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <random>
 #include <thread>
 #include <vector>
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
   // owned[w][k]: whether worker w's key k is in the set, as only w changes it.
   std::vector<std::vector<char>> owned(static_cast<std::size_t>(workers),
                                        std::vector<char>(kKeysPerWorker, 0));
-  std::atomic<std::uint64_t> set_mismatches{0}, peak_live{0};
+  std::atomic<std::uint64_t> set_mismatches{0}, peak_live{0}, refused{0};
 
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w)
@@ -97,17 +98,37 @@ int main(int argc, char** argv) {
         for (int i = 0; i < 64; ++i) {
           const std::uint64_t v = (static_cast<std::uint64_t>(w) << 40) | ++seq;
           switch (rng() % 6) {
-            case 0: queue.push(v); q_totals.push(v); break;
+            // At heap_limit, with cycles failing on purpose, make() may give up after
+            // limit_wait: the push then did not happen (and must leave no trace).
+            case 0:
+              try {
+                queue.push(v);
+                q_totals.push(v);
+              } catch (const std::bad_alloc&) {
+                refused.fetch_add(1);
+              }
+              break;
             case 1: if (auto x = queue.try_pop()) q_totals.pop(*x); break;
-            case 2: stack.push(v); s_totals.push(v); break;
+            case 2:
+              try {
+                stack.push(v);
+                s_totals.push(v);
+              } catch (const std::bad_alloc&) {
+                refused.fetch_add(1);
+              }
+              break;
             case 3: if (auto x = stack.try_pop()) s_totals.pop(*x); break;
             default: {
               const std::uint64_t k = rng() % kKeysPerWorker;
               const std::uint64_t key = (static_cast<std::uint64_t>(w) << 32) | k;
               char& mine = owned[static_cast<std::size_t>(w)][k];
               if (rng() % 2 == 0) {
-                if (set.insert(key) == (mine != 0)) set_mismatches.fetch_add(1);
-                mine = 1;
+                try {
+                  if (set.insert(key) == (mine != 0)) set_mismatches.fetch_add(1);
+                  mine = 1;
+                } catch (const std::bad_alloc&) {
+                  refused.fetch_add(1);
+                }
               } else {
                 if (set.erase(key) != (mine != 0)) set_mismatches.fetch_add(1);
                 mine = 0;
@@ -169,7 +190,7 @@ int main(int argc, char** argv) {
   std::printf("soak: %d s, %d workers: queue %llu/%llu, stack %llu/%llu pushed/popped; "
               "faults injected: clone %llu, crash %llu, hang %llu, no-answer %llu, "
               "blocked %llu, squeeze %llu; cycles %llu ok, %llu aborted, %llu failed; "
-              "%llu diagnostics; peak live %llu MiB\n",
+              "%llu diagnostics; %llu allocations refused at heap_limit; peak live %llu MiB\n",
               seconds, workers, (unsigned long long)q_totals.pushed.load(),
               (unsigned long long)q_totals.popped.load(),
               (unsigned long long)s_totals.pushed.load(),
@@ -178,7 +199,7 @@ int main(int argc, char** argv) {
               (unsigned long long)injected[3], (unsigned long long)injected[4],
               (unsigned long long)injected[5], (unsigned long long)s.cycles,
               (unsigned long long)s.cycles_aborted, (unsigned long long)s.cycles_failed,
-              (unsigned long long)g_diagnostics.load(),
+              (unsigned long long)g_diagnostics.load(), (unsigned long long)refused.load(),
               (unsigned long long)(peak_live.load() >> 20));
   int bad = 0;
   auto check = [&](bool ok, const char* what) {
