@@ -83,12 +83,15 @@ void Collector::start() {
 
 void Collector::stop() noexcept {
   // Other threads test running_, never thread_ itself, which join() writes.
-  if (!running_.exchange(false, std::memory_order_acq_rel)) return;
-  stopping_.store(true, std::memory_order_relaxed);
-  wake();
-  thread_.join();
-  std::lock_guard lock(request_mutex_);
-  done_cv_.notify_all();
+  if (running_.exchange(false, std::memory_order_acq_rel)) {
+    stopping_.store(true, std::memory_order_relaxed);
+    wake();
+    thread_.join();
+    std::lock_guard lock(request_mutex_);
+    done_cv_.notify_all();
+  }
+  // A foreground cycle in flight (a collect() that found the thread stopped) ends first.
+  std::lock_guard cycle(cycle_mutex_);
 }
 
 void Collector::wake() noexcept {
@@ -130,6 +133,7 @@ bool Collector::collect() {
   if (!options_.background || !running_.load(std::memory_order_acquire)) {
     if (sys::gettid() == thread_tid_) throw Error(kCollectOnCollector);
     std::lock_guard lock(cycle_mutex_);
+    if (g_shut_down.load(std::memory_order_relaxed)) return false;  // shutdown() won the race
     // This thread is the collector now: it must never hold itself in the handler.
     sigset_t block, old;
     sigemptyset(&block);
@@ -386,7 +390,13 @@ bool Collector::run_cycle() {
     registry.unlock();
     record_pause(sys::now_ns() - t0);
     aborted_.fetch_add(1, std::memory_order_relaxed);
-    diagnose("cycle aborted, nothing freed: %zu thread(s) did not answer signal %d within "
+    if (held.handler_replaced)
+      diagnose("cycle aborted, nothing freed: the handler of signal %d (%s) was replaced by "
+               "the program after cmr::init; restore it or chain to it, or choose another "
+               "signal with cmr::Options::signal",
+               handshake::installed_signal(), strsignal(handshake::installed_signal()));
+    else
+      diagnose("cycle aborted, nothing freed: %zu thread(s) did not answer signal %d within "
              "%lld ms (first: tid %d). Is the signal blocked in that thread, or is it stopped?",
              held.unanswered, handshake::installed_signal(),
              static_cast<long long>(options_.handshake_timeout.count()), held.unanswered_tid);

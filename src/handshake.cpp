@@ -131,6 +131,12 @@ PauseOutcome pause(ThreadRecord* const* targets, std::size_t count,
     if (left <= 0) {
       out.unanswered = missing;
       out.unanswered_tid = first_missing;
+      // A program handler that chains to ours answers; one that does not is the likely
+      // cause, and worth naming. sigaction() is async-signal-safe and allocation-free.
+      struct sigaction current;
+      out.handler_replaced = sigaction(g_signal, nullptr, &current) == 0 &&
+                             ((current.sa_flags & SA_SIGINFO) != 0 ||
+                              current.sa_handler != &on_signal);
       return out;
     }
     sys::futex_wait(&g_acks, seen, left);

@@ -19,6 +19,7 @@ struct PauseOutcome {
   bool paused = false;         // every target is held in the handler
   int unanswered_tid = 0;      // first thread that did not answer (when !paused)
   std::size_t unanswered = 0;  // how many did not answer
+  bool handler_replaced = false;  // (when !paused) the program replaced the handler
 };
 
 // Sends the signal to each target and waits until all are held in the handler, or until

@@ -124,12 +124,14 @@ ThreadRecord* register_current() {
   }
   r->tid = sys::gettid();
   r->heap_limit = rt().options.heap_limit;
+  // The handler must find the record as soon as the collector can signal this thread, that
+  // is before the record is listed; a signal that comes earlier finds no cycle and returns.
+  tls_record = r;
   {
     std::lock_guard lock(rt().registry_mutex);
     r->acked_epoch.store(0, std::memory_order_relaxed);
     rt().records.push_back(r);
   }
-  tls_record = r;
   pthread_setspecific(g_exit_key, r);
   return r;
 }

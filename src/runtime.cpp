@@ -65,6 +65,9 @@ void validate(const Options& o) {
 }
 
 void stop_at_exit() noexcept {
+  // The child of a fork() has no collector thread, and the collector's mutexes and condition
+  // variable may still describe parent threads that do not exist there: nothing to stop.
+  if (rt().in_forked_child) return;
   if (Collector* c = rt().collector) c->stop();
 }
 
@@ -136,10 +139,12 @@ void shutdown() {
     g_shut_down.store(true, std::memory_order_relaxed);
     return;
   }
-  s.collector->stop();
+  // First refuse new work, then stop: a collect() that passed its check before this waits
+  // in Collector::collect and returns false, and no cycle starts after shutdown() returns.
   // relaxed: a one-way flag; see thread_record.hpp.
   g_shut_down.store(true, std::memory_order_relaxed);
   s.phase.store(Phase::kShutDown, std::memory_order_release);
+  if (!s.in_forked_child) s.collector->stop();
 }
 
 bool collect() {
