@@ -365,7 +365,7 @@ bool Collector::run_cycle() {
   targets_.clear();
   std::size_t slot_estimate = s.root_count + 64;
   for (ThreadRecord* r : s.records) {
-    if (r->alive && !r->gone && r->tid != thread_tid_) targets_.push_back(r);
+    if (r->alive && !r->gone && !r->detached && r->tid != thread_tid_) targets_.push_back(r);
     for (SlotBlock* b = r->slot_blocks.load(std::memory_order_relaxed); b != nullptr; b = b->next)
       slot_estimate += kSlotsPerBlock;
   }

@@ -58,6 +58,7 @@ struct ThreadRecord {
   // ---- collector-owned, under the registry lock ----
   bool alive = true;        // false once the thread unregistered
   bool gone = false;        // tgkill reported the thread no longer exists
+  bool detached = false;    // inside exec(): never signalled (src/exec_guard.cpp)
   LogChunk* consumed_chunk = nullptr;  // first log entry not yet covered by a completed cycle
   std::size_t consumed_index = 0;
   LogChunk* cut_chunk = nullptr;  // the in-flight cycle's end of this thread's log
