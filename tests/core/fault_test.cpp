@@ -34,6 +34,8 @@
 #include <cmr/cmr.hpp>
 #include <cmr/detail/hooks.hpp>
 
+#include "core/tracked_counter.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -78,24 +80,9 @@ struct FaultReset {
 
 // ---- Tracked objects with destruction counted by id ------------------------------------
 
-constexpr int kMaxIds = 4096;
-std::atomic<int> g_destroyed[kMaxIds];
-std::atomic<int> g_next_id{0};
-
-struct Tracked {
-  Tracked() : id(g_next_id.fetch_add(1)) {}
-  ~Tracked() { g_destroyed[id].fetch_add(1); }
-  int id;
-  std::uint64_t payload[3] = {};
-};
-
-int destroyed(int id) { return g_destroyed[id].load(); }
-
-// Makes an object and drops the only guard: garbage from then on.
-int make_garbage() {
-  cmr::Guard<Tracked> g;
-  return cmr::make<Tracked>(g)->id;
-}
+using cmr_test::destroyed;
+using cmr_test::make_garbage;
+using cmr_test::Tracked;
 
 // ---- Processes -------------------------------------------------------------------------
 

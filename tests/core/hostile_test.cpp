@@ -50,6 +50,8 @@
 #include <cmr/cmr.hpp>
 #include <cmr/detail/hooks.hpp>
 
+#include "core/tracked_counter.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -258,24 +260,9 @@ cmr::Options helper_options() {
           .diagnostics = &record_diagnostic};
 }
 
-constexpr int kMaxIds = 1 << 16;
-std::atomic<int> g_destroyed[kMaxIds];
-std::atomic<int> g_next_id{0};
-
-struct Tracked {
-  Tracked() : id(g_next_id.fetch_add(1) % kMaxIds) {}
-  ~Tracked() { g_destroyed[id].fetch_add(1); }
-  int id;
-  std::uint64_t payload[3] = {};
-};
-
-int destroyed(int id) { return g_destroyed[id].load(); }
-
-// Makes an object and drops its only guard: garbage from then on.
-int make_garbage() {
-  cmr::Guard<Tracked> g;
-  return cmr::make<Tracked>(g)->id;
-}
+using cmr_test::destroyed;
+using cmr_test::make_garbage;
+using cmr_test::Tracked;
 
 int make_rooted(cmr::Root<Tracked>& root) {
   cmr::Guard<Tracked> g;
@@ -1279,10 +1266,10 @@ TEST(Hostile, AHandlerInstalledOverCmrsAbortsCyclesUnlessItChains) {
   expect_passed(h.finish(20s));
 }
 
-// The report the runtime should give: today the abort says "did not answer ... Is the
-// signal blocked in that thread, or is it stopped?", which sends the user looking for the
-// wrong cause. The check belongs after the timeout, not before signalling: a program
-// handler that chains to cmr's (above) keeps cycles working and must not be refused.
+// The abort must name the replaced handler, not "did not answer ... Is the signal blocked
+// in that thread, or is it stopped?", which would send the user looking for the wrong
+// cause. The check comes after the timeout, not before signalling: a program handler that
+// chains to cmr's (above) keeps cycles working and must not be refused.
 TEST(Hostile, AReplacedHandlerIsReportedAsSuch) {
   Helper h([] {
     cmr::init(helper_options());
