@@ -460,8 +460,12 @@ bool Collector::run_cycle() {
     failed_.fetch_add(1, std::memory_order_relaxed);
     if (outcome == snapshot::Outcome::kTimedOut) {
       timeouts_.fetch_add(1, std::memory_order_relaxed);
+      // A timeout shorter than the scan itself frees nothing, ever: say what to change.
       diagnose("cycle failed, nothing freed: the scanner ran past scan_timeout (%lld ms) "
-               "and was killed", static_cast<long long>(options_.scan_timeout.count()));
+               "and was killed; %zu candidates (the longest completed scan took %lld ms). "
+               "If this repeats, raise cmr::Options::scan_timeout",
+               static_cast<long long>(options_.scan_timeout.count()), n,
+               static_cast<long long>(max_scan_.load(std::memory_order_relaxed) / 1'000'000));
     } else {
       crashes_.fetch_add(1, std::memory_order_relaxed);
       diagnose("cycle failed, nothing freed: the scanner %s %d without a complete answer",
