@@ -994,6 +994,11 @@ TEST(Hostile, TheProgramsForkLeavesAChildThatAllocatesButCannotCollect) {
 // does not have). Meaningful in a Release build: under GCC 12's ASan the child's exit can
 // also deadlock in the sanitizer's own allocator.
 TEST(Hostile, AChildForkedWhileCollectRunsExitsNormally) {
+  // exit() in the child frees memory; with threads allocating at the fork, GCC 12's libasan
+  // allocator can be left locked in the child (not fork-safe; fixed upstream in
+  // llvm/llvm-project#75290), so the child hangs in ASan, not in cmr (seen in CI: the
+  // child waits on a futex in the sanitizer allocator's own state). The Release run holds.
+  if (kQuietForks) GTEST_SKIP() << "libasan's allocator is not fork-safe with threads running";
   Helper h([] {
     cmr::init({.trigger_bytes = 64 << 10, .diagnostics = &record_diagnostic});
     std::atomic<bool> stop{false};
