@@ -83,7 +83,9 @@ void Collector::start() {
 
 void Collector::stop() noexcept {
   // Other threads test running_, never thread_ itself, which join() writes.
+  // acq_rel: pairs with start()'s release store; only one stop() joins the thread.
   if (running_.exchange(false, std::memory_order_acq_rel)) {
+    // relaxed: thread_main reads it after the acquire load of wake_seq_ that wake() bumps.
     stopping_.store(true, std::memory_order_relaxed);
     wake();
     thread_.join();
@@ -327,13 +329,15 @@ bool Collector::mark_isolation() noexcept {
             add(roots_.data, roots_.capacity * sizeof(std::uintptr_t)) &&
             add(ranges_.data, ranges_.capacity * sizeof(LogRange)) &&
             add(survivors_.data, survivors_.capacity * sizeof(std::uintptr_t));
-  std::uintptr_t arena_begin, arena_end;
+  std::uintptr_t arena_begin = 0, arena_end = 0;
   if (ok && chunk_arena(arena_begin, arena_end))
     ok = add(reinterpret_cast<void*>(arena_begin), arena_end - arena_begin);
   for (ThreadRecord* r : s.records) {
     for (LogChunk* c = r->consumed_chunk; ok && c != nullptr;
-         c = c->next.load(std::memory_order_relaxed))  // relaxed: see cut_logs()
-      if (!in_chunk_arena(c)) ok = add(c, sizeof(LogChunk));
+         c = c->next.load(std::memory_order_relaxed)) {  // relaxed: see cut_logs()
+      const auto a = reinterpret_cast<std::uintptr_t>(c);
+      if (a < arena_begin || a >= arena_end) ok = add(c, sizeof(LogChunk));  // rare: overflow
+    }
   }
   if (!ok) return false;
   std::sort(keep_.data, keep_.data + keep_.size,
@@ -378,6 +382,7 @@ bool Collector::run_cycle() {
 
   // Marks end in isolation_.restore() before the registry lock is released, on every path.
   if (isolate_ && !mark_isolation()) isolation_.restore();
+  // relaxed: a statistic for stats(), written by the collector only.
   isolated_bytes_.store(isolate_ ? isolation_.marked_bytes() : 0, std::memory_order_relaxed);
 
   const std::int64_t t0 = sys::now_ns();
@@ -465,6 +470,7 @@ bool Collector::run_cycle() {
                "and was killed; %zu candidates (the longest completed scan took %lld ms). "
                "If this repeats, raise cmr::Options::scan_timeout",
                static_cast<long long>(options_.scan_timeout.count()), n,
+               // relaxed: the collector is max_scan_'s only writer.
                static_cast<long long>(max_scan_.load(std::memory_order_relaxed) / 1'000'000));
     } else {
       crashes_.fetch_add(1, std::memory_order_relaxed);
@@ -478,7 +484,7 @@ bool Collector::run_cycle() {
   last_candidates_.store(n, std::memory_order_relaxed);
   last_words_.store(result->words_scanned, std::memory_order_relaxed);
   last_scan_.store(result->scan_ns, std::memory_order_relaxed);
-  dense_scans_.fetch_add(result->dense, std::memory_order_relaxed);
+  dense_scans_.fetch_add(result->dense, std::memory_order_relaxed);  // relaxed: a statistic
   if (result->scan_ns > max_scan_.load(std::memory_order_relaxed))
     max_scan_.store(result->scan_ns, std::memory_order_relaxed);
 

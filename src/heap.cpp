@@ -55,6 +55,7 @@ void pace() {
   if (!s.options.background || !may_wait()) return;
   // acquire: pairs with the release increment after a cycle.
   const std::uint32_t seq = s.cycle_seq.load(std::memory_order_acquire);
+  // relaxed: counters compared with a threshold, as in account().
   if (s.allocated_since_cycle.load(std::memory_order_relaxed) <
       kPaceFactor * s.trigger_threshold.load(std::memory_order_relaxed))
     return;
@@ -78,7 +79,8 @@ std::uint64_t live_estimate(const ThreadRecord* r) {
   const std::uint64_t limit = r->heap_limit;
   if (live_estimate(r) + bytes <= limit) return true;
   const std::int64_t deadline = sys::now_ns() + std::max<std::int64_t>(max_wait_ns, 0);
-  // Flush this thread's batch so the collector sees why it is needed.
+  // Flush this thread's batch so the collector sees why it is needed. relaxed: as in
+  // account(); the wake-up below carries the ordering.
   s.allocated_since_cycle.fetch_add(r->pending_bytes, std::memory_order_relaxed);
   r->pending_bytes = 0;
   while (live_estimate(r) + bytes > limit) {
@@ -86,6 +88,7 @@ std::uint64_t live_estimate(const ThreadRecord* r) {
       s.limit_failures.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
       return false;
     }
+    // acquire: pairs with the release increment after a cycle (collector.cpp).
     const std::uint32_t seq = s.cycle_seq.load(std::memory_order_acquire);
     if (s.options.background) {
       s.collector->request_cycle();

@@ -182,10 +182,6 @@ bool chunk_arena(std::uintptr_t& begin, std::uintptr_t& end) noexcept {
   return begin != 0;
 }
 
-bool in_chunk_arena(const LogChunk* c) noexcept {
-  std::lock_guard lock(g_pool_mutex);
-  return in_arena(c);
-}
 
 void destroy_record(ThreadRecord* r) noexcept {
   for (SlotBlock* b = r->slot_blocks.load(std::memory_order_relaxed); b != nullptr;) {

@@ -164,6 +164,7 @@ Stats stats() {
   RuntimeState& s = rt();
   if (s.phase.load(std::memory_order_acquire) == Phase::kUninitialised) return out;
   s.collector->fill(out);
+  // relaxed: statistics, as everywhere in stats().
   out.paced_waits = s.paced_waits.load(std::memory_order_relaxed);
   out.limit_failures = s.limit_failures.load(std::memory_order_relaxed);
   std::uint64_t objects = 0, bytes = 0;

@@ -75,9 +75,8 @@ void release_chunk(LogChunk* c) noexcept;
 // In the child of a program fork: makes the chunk pool usable again.
 void chunk_pool_after_fork() noexcept;
 // The address range log chunks are carved from (false before the first chunk); chunks
-// outside it exist only once it is exhausted.
+// outside it exist only once it is exhausted. The range never changes once set.
 bool chunk_arena(std::uintptr_t& begin, std::uintptr_t& end) noexcept;
-bool in_chunk_arena(const LogChunk* c) noexcept;
 
 // Frees a thread record and everything it owns; the caller holds the registry lock and
 // has consumed its log.

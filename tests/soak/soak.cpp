@@ -83,6 +83,17 @@ int main(int argc, char** argv) {
                                        std::vector<char>(kKeysPerWorker, 0));
   std::atomic<std::uint64_t> set_mismatches{0}, peak_live{0}, refused{0};
 
+  // At heap_limit, with cycles failing on purpose, make() may give up after limit_wait:
+  // the push then did not happen (and must leave no trace).
+  auto push_counted = [&](auto& structure, Totals& totals, std::uint64_t v) {
+    try {
+      structure.push(v);
+      totals.push(v);
+    } catch (const std::bad_alloc&) {
+      refused.fetch_add(1);
+    }
+  };
+
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w)
     threads.emplace_back([&, w] {
@@ -102,25 +113,9 @@ int main(int argc, char** argv) {
         for (int i = 0; i < 64; ++i) {
           const std::uint64_t v = (static_cast<std::uint64_t>(w) << 40) | ++seq;
           switch (rng() % 6) {
-            // At heap_limit, with cycles failing on purpose, make() may give up after
-            // limit_wait: the push then did not happen (and must leave no trace).
-            case 0:
-              try {
-                queue.push(v);
-                q_totals.push(v);
-              } catch (const std::bad_alloc&) {
-                refused.fetch_add(1);
-              }
-              break;
+            case 0: push_counted(queue, q_totals, v); break;
             case 1: if (auto x = queue.try_pop()) q_totals.pop(*x); break;
-            case 2:
-              try {
-                stack.push(v);
-                s_totals.push(v);
-              } catch (const std::bad_alloc&) {
-                refused.fetch_add(1);
-              }
-              break;
+            case 2: push_counted(stack, s_totals, v); break;
             case 3: if (auto x = stack.try_pop()) s_totals.pop(*x); break;
             default: {
               const std::uint64_t k = rng() % kKeysPerWorker;
