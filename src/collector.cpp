@@ -39,6 +39,7 @@ constexpr const char* kCollectOnCollector =
 
 TestHooks g_test_hooks;
 TestFaults g_test_faults;
+TestProbe g_test_probe;
 
 template <class T>
 bool Collector::MappedBuffer<T>::reserve(std::size_t n) noexcept {
@@ -449,6 +450,7 @@ bool Collector::run_cycle() {
                std::strerror(clone_error));
     return false;
   }
+  snapshot::start(result);
   if (g_test_hooks.collector_released) g_test_hooks.collector_released();
 
   int detail = 0;
@@ -488,6 +490,8 @@ bool Collector::run_cycle() {
   if (result->scan_ns > max_scan_.load(std::memory_order_relaxed))
     max_scan_.store(result->scan_ns, std::memory_order_relaxed);
 
+  g_test_probe.released_ns = t0 + pause_ns;
+  g_test_probe.child_began_ns = result->began_ns;
   process_answer(result);
   backing::end_batch();
   sys::unmap(result, ScanResult::bytes_for(n));

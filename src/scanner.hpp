@@ -30,7 +30,11 @@ struct ScanResult {
   std::uint64_t words_scanned;
   std::int64_t scan_ns;
   std::uint64_t dense;  // 1: the dense (bitmap) index answered; 0: the sorted table
-  std::uint64_t reserved[2];
+  // 0 until the parent has released the paused threads (snapshot::start): the child waits
+  // for it, so it never takes the collector's CPU while the threads are held.
+  std::atomic<std::uint32_t> started;
+  std::uint32_t unused;
+  std::int64_t began_ns;  // CLOCK_MONOTONIC when the child passed that wait
   std::uintptr_t* entries() noexcept { return reinterpret_cast<std::uintptr_t*>(this + 1); }
   static std::size_t bytes_for(std::size_t count) noexcept {
     return sizeof(ScanResult) + count * sizeof(std::uintptr_t);

@@ -34,6 +34,11 @@ namespace {
   ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   // The parent may have died before the prctl took effect.
   if (static_cast<pid_t>(::syscall(SYS_getppid)) != parent) sys::exit_group(4);
+  // acquire: pairs with the release store in start(); nothing is read before it anyway
+  // (the snapshot was taken at the clone), the order only ends the wait.
+  while (plan.result->started.load(std::memory_order_acquire) == 0)
+    sys::futex_wait_shared(&plan.result->started, 0);
+  plan.result->began_ns = sys::now_ns();
   scanner_child_main(plan);
 }
 
@@ -60,6 +65,12 @@ int spawn(const ScanPlan& plan, Child& child) noexcept {
   child.pid = pid;
   child.pidfd = pidfd;
   return 0;
+}
+
+void start(ScanResult* result) noexcept {
+  // release: pairs with the child's acquire load in child_main.
+  result->started.store(1, std::memory_order_release);
+  sys::futex_wake_shared(&result->started);
 }
 
 Outcome wait(Child& child, std::int64_t timeout_ns, int& detail) noexcept {

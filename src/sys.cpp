@@ -25,8 +25,10 @@ std::int64_t now_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
-                std::int64_t timeout_ns) noexcept {
+namespace {
+
+void futex_wait_op(std::atomic<std::uint32_t>* word, int op, std::uint32_t expected,
+                   std::int64_t timeout_ns) noexcept {
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
   timespec ts;
   timespec* tsp = nullptr;
@@ -35,13 +37,29 @@ void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
     ts.tv_nsec = timeout_ns % 1'000'000'000;
     tsp = &ts;
   }
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
-            tsp, nullptr, 0);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), op, expected, tsp, nullptr, 0);
+}
+
+}  // namespace
+
+void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                std::int64_t timeout_ns) noexcept {
+  futex_wait_op(word, FUTEX_WAIT_PRIVATE, expected, timeout_ns);
 }
 
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, 0x7fffffff,
             nullptr, nullptr, 0);
+}
+
+void futex_wait_shared(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                       std::int64_t timeout_ns) noexcept {
+  futex_wait_op(word, FUTEX_WAIT, expected, timeout_ns);
+}
+
+void futex_wake_shared(std::atomic<std::uint32_t>* word) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, 0x7fffffff, nullptr,
+            nullptr, 0);
 }
 
 std::size_t page_round(std::size_t bytes) noexcept {

@@ -22,6 +22,10 @@ std::int64_t now_ns() noexcept;
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                 std::int64_t timeout_ns = -1) noexcept;
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
+// The same for a word in a MAP_SHARED mapping, waited on by another process.
+void futex_wait_shared(std::atomic<std::uint32_t>* word, std::uint32_t expected,
+                       std::int64_t timeout_ns = -1) noexcept;
+void futex_wake_shared(std::atomic<std::uint32_t>* word) noexcept;
 
 // Anonymous private mapping of at least `bytes`, zero-filled; null on failure. Runtime
 // mappings are MAP_NORESERVE: the flag keeps the kernel from merging them with the

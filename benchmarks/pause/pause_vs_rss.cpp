@@ -1,13 +1,19 @@
 // benchmarks/pause/pause_vs_rss.cpp: the pause against the program's resident memory.
 //
 // Allocates and touches N MiB of unrelated program memory (4 KiB pages, THP off for it),
-// starts T registered threads that churn a small tracked structure, then runs C cycles
-// and reports the pause that stats() measured for each (handshake + child creation, what
-// the threads see): median, p99, max. Run once per (memory, isolate) pair, each in its own
-// process. Output: one CSV line
+// optionally L MiB of live tracked objects (a list from a Root), starts T registered
+// threads that churn a small tracked structure, then runs C cycles and reports the pause
+// that stats() measured for each (handshake + child creation, what the threads see):
+// median, p99, max. Run once per configuration, each in its own process.
+// The child needs the tracked heap, so its resident pages are copied into it whatever the
+// isolation: heap_rss_mib reports them, and L lets the series show that cost apart from
+// the program's memory. During the warm-up a cycle runs every 10 ms, as automatic cycles
+// would keep up with this churn; without them the churn's garbage of the warm-up would
+// stay resident in the allocator and be part of every later clone.
+// Output: one CSV line
 //   allocator,isolate,isolated,app_mib,threads,cycles,pause_p50_us,pause_p99_us,pause_max_us,
-//   handshake_p50_us,rss_mib
-// Usage: pause_vs_rss <app_mib> <isolate 0|1> [threads=8] [cycles=200]
+//   handshake_p50_us,rss_mib,live_mib,heap_rss_mib
+// Usage: pause_vs_rss <app_mib> <isolate 0|1> [threads=8] [cycles=200] [live_mib=0]
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -37,17 +43,43 @@ long rss_mib() {
   return resident * 4096 / (1 << 20);
 }
 
+// Resident MiB of the mapping that holds `p` (the tracked heap's region), from smaps.
+long mapping_rss_mib(const void* p) {
+  const auto a = reinterpret_cast<unsigned long>(p);
+  long rss_kib = 0;
+  bool inside = false;
+  char line[512];
+  if (FILE* f = std::fopen("/proc/self/smaps", "r")) {
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+      unsigned long lo = 0, hi = 0;
+      if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {  // a mapping header line
+        inside = lo <= a && a < hi;
+        continue;
+      }
+      if (inside && std::strncmp(line, "Rss:", 4) == 0) rss_kib = std::atol(line + 4);
+    }
+    std::fclose(f);
+  }
+  return rss_kib / 1024;
+}
+
+struct Payload {
+  cmr::Atomic<Payload> next;
+  char bytes[1024 - sizeof(cmr::Atomic<Payload>)] = {};
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: %s <app_mib> <isolate 0|1> [threads] [cycles]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s <app_mib> <isolate 0|1> [threads] [cycles] [live_mib]\n", argv[0]);
     return 2;
   }
   const std::size_t app_mib = std::strtoull(argv[1], nullptr, 10);
   const bool isolate = std::atoi(argv[2]) != 0;
   const int threads = argc > 3 ? std::atoi(argv[3]) : 8;
   const int cycles = argc > 4 ? std::atoi(argv[4]) : 200;
+  const std::size_t live_mib = argc > 5 ? std::strtoull(argv[5], nullptr, 10) : 0;
 
   // Automatic cycles off: every cycle measured is one of ours.
   cmr::init({.trigger_bytes = std::size_t{1} << 40, .isolate_snapshot = isolate});
@@ -62,6 +94,15 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < bytes; i += 4096) app[i] = static_cast<char>(i);
   }
 
+  cmr::Root<Payload> live;
+  {
+    cmr::Guard<Payload> g;
+    for (std::size_t i = 0; i < live_mib * 1024; ++i) {
+      Payload* p = cmr::make<Payload>(g);
+      p->next.store(live.load());
+      live.store(p);
+    }
+  }
   cmr::Root<Node> head;
   std::atomic<bool> stop{false};
   std::vector<std::thread> workers;
@@ -79,9 +120,11 @@ int main(int argc, char** argv) {
     });
 
   std::vector<double> pauses, handshakes;
-  cmr::collect();  // learn the mappings' flags once
-  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
-  cmr::collect();
+  // 1.1 s: the mappings' flags are re-read at most once a second.
+  for (int i = 0; i < 110; ++i) {
+    cmr::collect();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   for (int c = 0; c < cycles; ++c) {
     if (cmr::collect()) {
       const cmr::Stats s = cmr::stats();
@@ -98,9 +141,14 @@ int main(int argc, char** argv) {
   };
   const cmr::Stats s = cmr::stats();
   const double hs50 = handshakes.empty() ? 0.0 : handshakes[handshakes.size() / 2];
-  std::printf("%s,%d,%d,%zu,%d,%zu,%.1f,%.1f,%.1f,%.1f,%ld\n", s.allocator, isolate ? 1 : 0,
+  long heap_rss = 0;
+  {
+    cmr::Guard<Node> g;
+    heap_rss = mapping_rss_mib(cmr::make<Node>(g));
+  }
+  std::printf("%s,%d,%d,%zu,%d,%zu,%.1f,%.1f,%.1f,%.1f,%ld,%zu,%ld\n", s.allocator, isolate ? 1 : 0,
               s.snapshot_isolated ? 1 : 0, app_mib, threads, pauses.size(), pct(0.5), pct(0.99),
-              pauses.empty() ? 0.0 : pauses.back(), hs50, rss_mib());
+              pauses.empty() ? 0.0 : pauses.back(), hs50, rss_mib(), live_mib, heap_rss);
   if (app != nullptr) ::munmap(app, app_mib << 20);
   return 0;
 }

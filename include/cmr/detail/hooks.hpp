@@ -34,6 +34,14 @@ struct TestFaults {
 };
 extern TestFaults g_test_faults;
 
+// What the last completed cycle observed, for tests of the runtime's own ordering.
+// Written by the collector only.
+struct TestProbe {
+  long long released_ns = 0;     // CLOCK_MONOTONIC: the collector released the threads
+  long long child_began_ns = 0;  // CLOCK_MONOTONIC: the scanner child began its scan
+};
+extern TestProbe g_test_probe;
+
 }  // namespace cmr::detail
 
 #if defined(CMR_TEST_HOOKS)
