@@ -391,10 +391,10 @@ bool Collector::run_cycle() {
       targets_.data(), targets_.size(),
       std::chrono::duration_cast<std::chrono::nanoseconds>(options_.handshake_timeout).count());
   if (!held.paused && !g_test_faults.skip_handshake_wait) {
-    handshake::release();
+    const std::int64_t released_at = handshake::release();
     isolation_.restore();
     registry.unlock();
-    record_pause(sys::now_ns() - t0);
+    record_pause(released_at - t0);
     aborted_.fetch_add(1, std::memory_order_relaxed);
     if (held.handler_replaced)
       diagnose("cycle aborted, nothing freed: the handler of signal %d (%s) was replaced by "
@@ -430,9 +430,8 @@ bool Collector::run_cycle() {
     clone_error = snapshot::spawn(*plan_, child);
   }
   if (clone_error == 0 && g_test_hooks.collector_paused) g_test_hooks.collector_paused();
-  handshake::release();
+  const std::int64_t pause_ns = handshake::release() - t0;
   // ---- threads run again ----
-  const std::int64_t pause_ns = sys::now_ns() - t0;
   isolation_.restore();
   registry.unlock();
   record_pause(pause_ns);

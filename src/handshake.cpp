@@ -143,10 +143,12 @@ PauseOutcome pause(ThreadRecord* const* targets, std::size_t count,
   }
 }
 
-void release() noexcept {
+std::int64_t release() noexcept {
   // (5) release: pairs with (6): handlers return only after the collector is done.
   g_released.store(g_epoch.load(std::memory_order_relaxed), std::memory_order_release);
+  const std::int64_t released_at = sys::now_ns();
   sys::futex_wake_all(&g_released);
+  return released_at;
 }
 
 }  // namespace cmr::detail::handshake

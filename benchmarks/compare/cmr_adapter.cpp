@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,7 +60,11 @@ struct CmrImpl {
   class Runtime {
    public:
     explicit Runtime(const RunConfig&) {
-      cmr::init();
+      // The library's defaults, except for a trigger study (docs/benchmarks.md).
+      cmr::Options options;
+      if (const char* kib = std::getenv("CMR_BENCH_TRIGGER_KIB"))
+        options.trigger_bytes = std::strtoull(kib, nullptr, 10) << 10;
+      cmr::init(options);
       start_ = cmr::stats();
     }
     Runtime(const Runtime&) = delete;

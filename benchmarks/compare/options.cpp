@@ -142,6 +142,9 @@ prints one row per configuration.
                      memory figures leak from one run into the next, and cmr cannot be
                      initialised again after its first run's shutdown)
   --list             list implementations and the workloads each provides
+
+Environment: CMR_BENCH_TRIGGER_KIB sets cmr's Options::trigger_bytes (default: the
+library's 8 MiB), for studies of memory against throughput and pause.
 )",
                argv0);
 }
