@@ -6,7 +6,9 @@
 // relies on it (no malloc, stdio, raise or pthread_*): it runs only scanner_child_main.
 // Its exit signal is 0: the program's own wait(-1), waitpid(-1) and SIGCHLD handling never
 // see it (they wait for SIGCHLD children only), and the runtime reaps only this pid, with
-// __WALL. PR_SET_PDEATHSIG stops a child whose parent died.
+// __WALL. PR_SET_PDEATHSIG stops a child whose parent died. The child waits on a word of
+// the shared answer page until start() says the paused threads are released, so it never
+// competes with the collector for a CPU while they are held.
 #include "snapshot.hpp"
 
 #include <poll.h>
