@@ -33,7 +33,6 @@ namespace {
 
 constexpr std::uintptr_t kMark = 1;
 constexpr std::size_t kGranule = 16;         // every tracked object is 16-byte aligned
-constexpr std::size_t kSmallSpan = 4096;     // larger objects go to the dense mode's table
 constexpr std::size_t kBytesPerCandidate = 16 * 1024;  // densest span still worth a bitmap
 
 template <class T>
@@ -51,6 +50,18 @@ struct Scratch {  // one mmap'd array, unmapped when the scan ends
 
 std::uintptr_t span_of(std::uintptr_t object) noexcept {
   return scan_span(header_of(reinterpret_cast<void*>(object))->bytes);
+}
+
+// Candidates come in two lists: the survivors (plain sorted addresses; their headers are
+// read, they are the live set) and this cycle's log entries (flagged kLargeEntry by the
+// allocating thread, so a small one's header is read only when a word points into it).
+struct Candidate {
+  std::uintptr_t address;
+  bool large;
+};
+inline Candidate survivor(std::uintptr_t p) noexcept { return {p, span_of(p) > kSmallSpan}; }
+inline Candidate logged(std::uintptr_t e) noexcept {
+  return {e & ~kLargeEntry, (e & kLargeEntry) != 0};
 }
 
 // The work list: each reached candidate is pushed once, then its words are visited.
@@ -101,18 +112,16 @@ class DenseIndex {
     hi_ = hi;
     words_ = ((hi - lo + kGranule - 1) / kGranule + 63) / 64;
     if (!starts_.map(words_) || !marks_.map(words_) || !large_.map(na + nb)) return false;
-    for (auto [list, count] : {std::pair{a, na}, std::pair{b, nb}}) {
-      for (std::size_t i = 0; i < count; ++i) {
-        const std::uintptr_t p = list[i];
-        if (span_of(p) > kSmallSpan) {
-          large_[large_count_++] = p;
-          continue;
-        }
-        const std::size_t g = (p - lo_) / kGranule;
-        const std::uint64_t bit = std::uint64_t{1} << (g % 64);
-        if ((starts_[g / 64] & bit) != 0) return false;  // a candidate listed twice
-        starts_[g / 64] |= bit;
+    for (std::size_t i = 0; i < na + nb; ++i) {
+      const Candidate c = i < na ? survivor(a[i]) : logged(b[i - na]);
+      if (c.large) {
+        large_[large_count_++] = c.address;
+        continue;
       }
+      const std::size_t g = (c.address - lo_) / kGranule;
+      const std::uint64_t bit = std::uint64_t{1} << (g % 64);
+      if ((starts_[g / 64] & bit) != 0) return false;  // a candidate listed twice
+      starts_[g / 64] |= bit;
     }
     std::sort(large_.data, large_.data + large_count_);
     for (std::size_t i = 1; i < large_count_; ++i)
@@ -236,15 +245,23 @@ bool scan(const ScanPlan& plan) noexcept {
   }
   if (k != plan.new_count) return false;
 
-  // The candidates' extent decides the index.
+  // The candidates' extent decides the index. A small logged object ends within
+  // kSmallSpan of its start: that bound is enough for the extent, and spares the header
+  // read (the index reads it only when a word points into the object).
   std::uintptr_t lo = ~std::uintptr_t{0}, hi = 0, misaligned = 0;
-  for (auto [list, count] : {std::pair{plan.survivors, plan.survivor_count},
-                              std::pair{static_cast<const std::uintptr_t*>(fresh.data), k}}) {
-    for (std::size_t i = 0; i < count; ++i) {
-      lo = std::min(lo, list[i]);
-      hi = std::max(hi, list[i] + span_of(list[i]));
-      misaligned |= list[i] % kGranule;
+  for (std::size_t i = 0; i < plan.survivor_count + k; ++i) {
+    std::uintptr_t p, end;
+    if (i < plan.survivor_count) {
+      p = plan.survivors[i];
+      end = p + span_of(p);
+    } else {
+      const Candidate c = logged(fresh[i - plan.survivor_count]);
+      p = c.address;
+      end = p + (c.large ? span_of(p) : kSmallSpan);
     }
+    lo = std::min(lo, p);
+    hi = std::max(hi, end);
+    misaligned |= p % kGranule;
   }
   // (No candidates: nothing to index; counted as dense so stats reflect the heap's layout.)
   const bool dense = n == 0 || (misaligned == 0 && (hi - lo) / kBytesPerCandidate <= n);
@@ -258,6 +275,7 @@ bool scan(const ScanPlan& plan) noexcept {
     mark_from_roots(index, stack, plan);
     if (index.answer(entries) != n) return false;
   } else {
+    for (std::size_t i = 0; i < k; ++i) fresh[i] = logged(fresh[i]).address;
     std::sort(fresh.data, fresh.data + k);
     std::merge(plan.survivors, plan.survivors + plan.survivor_count, fresh.data, fresh.data + k,
                entries);

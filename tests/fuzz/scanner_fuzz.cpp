@@ -304,7 +304,9 @@ LogRange build_range(Source& src, Heap& heap,
     }
     ch->len.store(len, std::memory_order_relaxed);
     for (std::size_t k = 0; k < lo; ++k) ch->entries[k] = reinterpret_cast<void*>(garbage());
-    for (std::size_t k = 0; k < m; ++k) ch->entries[lo + k] = reinterpret_cast<void*>(pieces[j][k]);
+    for (std::size_t k = 0; k < m; ++k)  // as record_allocation writes them: flagged when large
+      ch->entries[lo + k] = reinterpret_cast<void*>(
+          cmr::detail::log_entry(reinterpret_cast<const void*>(pieces[j][k])));
     for (std::size_t k = hi; k < len; ++k) ch->entries[k] = reinterpret_cast<void*>(garbage());
     auto e = reinterpret_cast<std::uintptr_t>(ch->entries);
     poison(e, e + lo * sizeof(void*));

@@ -37,6 +37,19 @@ inline ObjectHeader* header_of(const void* object) noexcept {
       reinterpret_cast<std::uintptr_t>(object) - sizeof(ObjectHeader));
 }
 
+// Objects whose scan span is larger than this are "large" to the scanner's dense index:
+// a pointer is matched to a small object by a backward search of at most this many bytes.
+inline constexpr std::size_t kSmallSpan = 4096;
+// Allocation-log entries are the object's address (16-byte aligned) with this bit set
+// when the object is large, so the scanner child need not read the header of every
+// candidate just to tell (measured: those reads were 60% of the scan, cache misses spread
+// over the whole heap). Taken from the header the allocating thread has just written.
+inline constexpr std::uintptr_t kLargeEntry = 2;
+inline std::uintptr_t log_entry(const void* object) noexcept {
+  return reinterpret_cast<std::uintptr_t>(object) |
+         (scan_span(header_of(object)->bytes) > kSmallSpan ? kLargeEntry : 0);
+}
+
 template <class T>
 void destroy_objects(void* object, std::size_t count) noexcept {
   T* p = static_cast<T*>(object);

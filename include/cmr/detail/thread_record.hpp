@@ -15,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cmr/detail/object.hpp"
+
 namespace cmr::detail {
 
 // Guard slots live in blocks that never move, so a Guard can keep a pointer to its slot.
@@ -28,7 +30,8 @@ struct SlotBlock {
 
 // The allocation log: a chain of chunks the thread appends to, read by the scanner child.
 // Only the tail chunk is written; a chunk is linked only when full, so every chunk but the
-// tail holds exactly kLogChunkEntries entries.
+// tail holds exactly kLogChunkEntries entries. Entries are log_entry() values: the
+// object's address, flagged kLargeEntry when it is large (object.hpp).
 inline constexpr std::size_t kLogChunkEntries = 4094;
 struct LogChunk {
   std::atomic<LogChunk*> next;
@@ -118,7 +121,7 @@ inline void record_allocation(void* object) {
     c = grow_log(r);
     n = 0;
   }
-  c->entries[n] = object;
+  c->entries[n] = reinterpret_cast<void*>(log_entry(object));
   // SignalVec: the entry is in place before the length covers it; pairs with the collector
   // reading len during the pause.
   std::atomic_signal_fence(std::memory_order_seq_cst);
