@@ -106,6 +106,7 @@ void Collector::wake() noexcept {
 
 void Collector::request_automatic_cycle() noexcept {
   // relaxed exchange: only de-duplicates wake-ups; the futex carries the ordering.
+  // acquire (running_): pairs with start()'s release store; the thread exists to be woken.
   if (!automatic_requested_.exchange(true, std::memory_order_relaxed) &&
       running_.load(std::memory_order_acquire))
     wake();
@@ -114,7 +115,7 @@ void Collector::request_automatic_cycle() noexcept {
 void Collector::request_cycle() noexcept {
   // relaxed: see request_automatic_cycle().
   forced_requested_.store(true, std::memory_order_relaxed);
-  if (running_.load(std::memory_order_acquire)) wake();
+  if (running_.load(std::memory_order_acquire)) wake();  // acquire: as in request_automatic_cycle()
 }
 
 bool Collector::is_collector_thread() const noexcept {
@@ -133,9 +134,12 @@ bool Collector::run_cycle_and_announce() {
 }
 
 bool Collector::collect() {
+  // acquire: pairs with start()'s release store and stop()'s exchange.
   if (!options_.background || !running_.load(std::memory_order_acquire)) {
     if (sys::gettid() == thread_tid_) throw Error(kCollectOnCollector);
     std::lock_guard lock(cycle_mutex_);
+    // relaxed: cycle_mutex_ orders it; shutdown() stores it before stop() takes that mutex,
+    // so a shutdown() that got the mutex first is seen here (and one that did not waits).
     if (g_shut_down.load(std::memory_order_relaxed)) return false;  // shutdown() won the race
     // This thread is the collector now: it must never hold itself in the handler.
     sigset_t block, old;

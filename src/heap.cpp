@@ -176,6 +176,7 @@ void* allocate_impl(const TypeInfo* type, std::size_t count, bool& overflow) noe
 // Makes sure the next record_allocation() needs no new log chunk, so that running out of
 // memory surfaces here (before construction) rather than after the object was published.
 void reserve_log_entry(ThreadRecord* r) {
+  // relaxed: only this thread writes log_tail and the tail's len (record_allocation).
   LogChunk* c = r->log_tail.load(std::memory_order_relaxed);
   if (c->len.load(std::memory_order_relaxed) == kLogChunkEntries) [[unlikely]] grow_log(r);
 }
@@ -191,6 +192,7 @@ void reserve_log_entry(ThreadRecord* r) {
 }  // namespace
 
 void* allocate_object(const TypeInfo* type, std::size_t count) {
+  // relaxed: a one-way flag (thread_record.hpp); a make() racing with shutdown() may pass.
   if (g_shut_down.load(std::memory_order_relaxed)) [[unlikely]]
     throw Error("cmr: make() was called after cmr::shutdown()");
   ThreadRecord* r = tls_record;

@@ -182,7 +182,6 @@ bool chunk_arena(std::uintptr_t& begin, std::uintptr_t& end) noexcept {
   return begin != 0;
 }
 
-
 void destroy_record(ThreadRecord* r) noexcept {
   for (SlotBlock* b = r->slot_blocks.load(std::memory_order_relaxed); b != nullptr;) {
     SlotBlock* next = b->next;

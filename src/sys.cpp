@@ -40,6 +40,10 @@ void futex_wait_op(std::atomic<std::uint32_t>* word, int op, std::uint32_t expec
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), op, expected, tsp, nullptr, 0);
 }
 
+void futex_wake_op(std::atomic<std::uint32_t>* word, int op) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), op, 0x7fffffff, nullptr, nullptr, 0);
+}
+
 }  // namespace
 
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
@@ -48,8 +52,7 @@ void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
 }
 
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, 0x7fffffff,
-            nullptr, nullptr, 0);
+  futex_wake_op(word, FUTEX_WAKE_PRIVATE);
 }
 
 void futex_wait_shared(std::atomic<std::uint32_t>* word, std::uint32_t expected,
@@ -58,8 +61,7 @@ void futex_wait_shared(std::atomic<std::uint32_t>* word, std::uint32_t expected,
 }
 
 void futex_wake_shared(std::atomic<std::uint32_t>* word) noexcept {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE, 0x7fffffff, nullptr,
-            nullptr, 0);
+  futex_wake_op(word, FUTEX_WAKE);
 }
 
 std::size_t page_round(std::size_t bytes) noexcept {
