@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "backing_allocator.hpp"
+#include "cmr/detail/duration.hpp"
 #include "handshake.hpp"
 #include "heap.hpp"
 #include "snapshot.hpp"
@@ -215,11 +216,14 @@ bool Collector::copy_roots() noexcept {
           if (!roots_.push(reinterpret_cast<std::uintptr_t>(v))) return false;
   }
   for (RootNode* n = s.roots.next; n != &s.roots; n = n->next) {
-    // relaxed: a Root may be stored to by a thread that is not registered (only null or a
-    // pointer protected elsewhere, so either value is safe); one word, read atomically.
+    // relaxed: a Root is written only by registered threads (a write through Root
+    // registers its thread), which are all held: their stores were published by their
+    // acks, and none changes while the Roots are read one by one.
     auto* cell = static_cast<const std::atomic<std::uintptr_t>*>(n->cell);
     if (std::uintptr_t v = cell->load(std::memory_order_relaxed))
       if (!roots_.push(v)) return false;
+    if (n == s.roots.next && g_test_hooks.collector_between_roots)
+      g_test_hooks.collector_between_roots();
   }
   return true;
 }
@@ -391,9 +395,8 @@ bool Collector::run_cycle() {
   isolated_bytes_.store(isolate_ ? isolation_.marked_bytes() : 0, std::memory_order_relaxed);
 
   const std::int64_t t0 = sys::now_ns();
-  handshake::PauseOutcome held = handshake::pause(
-      targets_.data(), targets_.size(),
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.handshake_timeout).count());
+  handshake::PauseOutcome held = handshake::pause(targets_.data(), targets_.size(),
+                                                  saturating_ns(options_.handshake_timeout));
   if (!held.paused && !g_test_faults.skip_handshake_wait) {
     const std::int64_t released_at = handshake::release();
     isolation_.restore();
@@ -457,9 +460,7 @@ bool Collector::run_cycle() {
   if (g_test_hooks.collector_released) g_test_hooks.collector_released();
 
   int detail = 0;
-  snapshot::Outcome outcome = snapshot::wait(
-      child, std::chrono::duration_cast<std::chrono::nanoseconds>(options_.scan_timeout).count(),
-      detail);
+  snapshot::Outcome outcome = snapshot::wait(child, saturating_ns(options_.scan_timeout), detail);
   // acquire: pairs with the child's release store of `complete`.
   const bool complete = outcome == snapshot::Outcome::kExited &&
                         result->complete.load(std::memory_order_acquire) == 1 &&

@@ -70,17 +70,23 @@ bool unsuitable(int sig) {
     case SIGHUP:
       return true;
     default:
-      return sig <= 0 || sig >= NSIG;
+      return sig <= 0 || sig > SIGRTMAX;
   }
 }
 
 }  // namespace
 
 void install(int sig) {
+  if (sig >= 32 && sig < SIGRTMIN)
+    throw Error("cmr: signal " + std::to_string(sig) +
+                " is reserved by the C library for its threads; use SIGUSR1, SIGUSR2, "
+                "SIGPWR, SIGXCPU or a real-time signal (SIGRTMIN + n, " +
+                std::to_string(SIGRTMIN) + " to " + std::to_string(SIGRTMAX) + ")");
   if (unsuitable(sig))
     throw Error("cmr: signal " + std::to_string(sig) +
                 " cannot carry the handshake; use SIGUSR1, SIGUSR2, SIGPWR, SIGXCPU or a "
-                "real-time signal (SIGRTMIN + n)");
+                "real-time signal (SIGRTMIN + n, " + std::to_string(SIGRTMIN) + " to " +
+                std::to_string(SIGRTMAX) + ")");
   struct sigaction old;
   std::memset(&old, 0, sizeof old);
   if (sigaction(sig, nullptr, &old) != 0)
@@ -110,7 +116,7 @@ PauseOutcome pause(ThreadRecord* const* targets, std::size_t count,
   for (std::size_t i = 0; i < count; ++i) {
     if (sys::tgkill(targets[i]->tid, g_signal) == ESRCH) targets[i]->gone = true;
   }
-  const std::int64_t deadline = sys::now_ns() + timeout_ns;
+  const std::int64_t deadline = sys::deadline_after(timeout_ns);
   for (;;) {
     // acquire: pairs with the handlers' release increment, so a wake-up between this load
     // and the futex wait is not lost (the word changed).

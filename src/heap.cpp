@@ -3,7 +3,7 @@
 // Layout: [backing block ... | ObjectHeader (16 B) | payload rounded up to 8 B]. The
 // header sits right before the object so the scanner finds an object's extent from its
 // address alone. Allocation never makes the object a candidate: make() does that after
-// the guard published it (DESIGN invariant 2). Accounting is per thread, flushed to the
+// the guard published it, and before the constructor runs (DESIGN invariant 2). Accounting is per thread, flushed to the
 // global trigger counter in batches so that make() has no shared write in the common case.
 //
 // Back-pressure: a thread that has allocated kPaceFactor x the trigger since the last
@@ -21,6 +21,7 @@
 #endif
 
 #include "backing_allocator.hpp"
+#include "cmr/detail/duration.hpp"
 #include "collector.hpp"
 #include "cmr/detail/object.hpp"
 #include "state.hpp"
@@ -78,7 +79,7 @@ std::uint64_t live_estimate(const ThreadRecord* r) {
   RuntimeState& s = rt();
   const std::uint64_t limit = r->heap_limit;
   if (live_estimate(r) + bytes <= limit) return true;
-  const std::int64_t deadline = sys::now_ns() + std::max<std::int64_t>(max_wait_ns, 0);
+  const std::int64_t deadline = sys::deadline_after(std::max<std::int64_t>(max_wait_ns, 0));
   // Flush this thread's batch so the collector sees why it is needed. relaxed: as in
   // account(); the wake-up below carries the ordering.
   s.allocated_since_cycle.fetch_add(r->pending_bytes, std::memory_order_relaxed);
@@ -184,9 +185,7 @@ void reserve_log_entry(ThreadRecord* r) {
 // make()'s wait at the limit is Options::limit_wait; reading it needs the runtime state,
 // so it stays off the no-limit path.
 [[gnu::noinline]] bool admit_for_make(ThreadRecord* r, std::size_t bytes) {
-  return admit(
-      r, bytes,
-      std::chrono::duration_cast<std::chrono::nanoseconds>(rt().options.limit_wait).count());
+  return admit(r, bytes, saturating_ns(rt().options.limit_wait));
 }
 
 }  // namespace
@@ -224,22 +223,29 @@ void* try_allocate_object(const TypeInfo* type, std::size_t count,
   return object;
 }
 
+// An object whose constructor threw carries this bit in its header's type pointer
+// (TypeInfo is word-aligned): it is freed like any garbage, but never destroyed.
+constexpr std::uintptr_t kUnbuilt = 1;
+
+static const TypeInfo* type_of(const ObjectHeader* h) noexcept {
+  return reinterpret_cast<const TypeInfo*>(reinterpret_cast<std::uintptr_t>(h->type) &
+                                           ~kUnbuilt);
+}
+
 static void release_block(void* object) noexcept {
   ObjectHeader* h = header_of(object);
-  std::size_t align = std::max<std::size_t>(h->type->align, alignof(ObjectHeader));
+  std::size_t align = std::max<std::size_t>(type_of(h)->align, alignof(ObjectHeader));
   std::size_t prefix = prefix_for(align);
   backing::deallocate(static_cast<char*>(object) - prefix, prefix + scan_span(h->bytes),
                       align);
 }
 
-void discard_object(void* object) noexcept {
-  ThreadRecord* r = tls_record;
-  std::uint64_t bytes = header_of(object)->bytes;
-  r->allocated_objects.store(r->allocated_objects.load(std::memory_order_relaxed) - 1,
-                             std::memory_order_relaxed);
-  r->allocated_bytes.store(r->allocated_bytes.load(std::memory_order_relaxed) - bytes,
-                           std::memory_order_relaxed);
-  release_block(object);
+void abandon_object(void* object) noexcept {
+  ObjectHeader* h = header_of(object);
+  // Written by the allocating thread before it drops its guard; the collector reads it
+  // only after a later handshake, whose ack (a release store) publishes it.
+  h->type = reinterpret_cast<const TypeInfo*>(reinterpret_cast<std::uintptr_t>(h->type) |
+                                              kUnbuilt);
 }
 
 std::size_t object_bytes(const void* object) noexcept { return header_of(object)->bytes; }
@@ -247,7 +253,9 @@ std::size_t object_bytes(const void* object) noexcept { return header_of(object)
 std::size_t free_object(void* object) noexcept {
   ObjectHeader* h = header_of(object);
   std::size_t bytes = h->bytes;
-  if (h->type->destroy != nullptr) h->type->destroy(object, bytes / h->type->size);
+  const bool built = (reinterpret_cast<std::uintptr_t>(h->type) & kUnbuilt) == 0;
+  const TypeInfo* type = type_of(h);
+  if (built && type->destroy != nullptr) type->destroy(object, bytes / type->size);
   release_block(object);
   return bytes;
 }

@@ -8,6 +8,7 @@
 // no thread joins or leaves mid-handshake, and a signal never goes to a thread that left.
 // Never called from the signal handler.
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 
 #include <cstdlib>
@@ -15,6 +16,8 @@
 #include <new>
 
 #include "backing_allocator.hpp"
+#include "collector.hpp"
+#include "handshake.hpp"
 #include "state.hpp"
 #include "sys.hpp"
 
@@ -124,6 +127,17 @@ ThreadRecord* register_current() {
   }
   r->tid = sys::gettid();
   r->heap_limit = rt().options.heap_limit;
+  // cmr owns its signal: a thread that inherited it blocked (a program that blocks every
+  // signal in main before it creates threads, or a thread started by a destructor on the
+  // collector's thread) answers the handshake once registered. A thread that blocks it
+  // later, on purpose, is what handshake_timeout and its diagnostic are for. The collector
+  // itself keeps it blocked: it must never be held by its own handshake.
+  if (!rt().collector->is_collector_thread()) {
+    sigset_t own;
+    sigemptyset(&own);
+    sigaddset(&own, handshake::installed_signal());
+    pthread_sigmask(SIG_UNBLOCK, &own, nullptr);
+  }
   // The handler must find the record as soon as the collector can signal this thread, that
   // is before the record is listed; a signal that comes earlier finds no cycle and returns.
   tls_record = r;
@@ -208,6 +222,25 @@ std::atomic<void*>* acquire_slot_slow() {
   ThreadRecord* r = current_record();
   if (r->free_count == 0) add_slot_block(r);
   return r->free_slots[--r->free_count];
+}
+
+std::atomic<void*>* acquire_slot_or_die(ThreadRecord*& owner) noexcept {
+  try {
+    return acquire_slot(owner);
+  } catch (const std::exception& e) {
+    fatal("Guard::set() on a moved-from guard could not take a new slot: %s", e.what());
+  }
+}
+
+void register_root_writer() noexcept {
+  if (g_shut_down.load(std::memory_order_relaxed)) return;  // relaxed: a one-way flag
+  try {
+    current_record();
+  } catch (const Error&) {
+    // shutdown() won a race with this write: no cycle runs any more, nothing to hold.
+  } catch (const std::exception& e) {
+    fatal("a thread writing a Root could not register: %s", e.what());
+  }
 }
 
 void release_slot_slow(ThreadRecord* owner, std::atomic<void*>* slot) noexcept {

@@ -57,6 +57,8 @@ void validate(const Options& o) {
   if (o.handshake_timeout.count() <= 0)
     throw Error("cmr: Options::handshake_timeout must be positive");
   if (o.scan_timeout.count() <= 0) throw Error("cmr: Options::scan_timeout must be positive");
+  if (o.limit_wait.count() < 0)
+    throw Error("cmr: Options::limit_wait must not be negative (0: do not wait)");
   if (!(o.trigger_ratio >= 0.0) || o.trigger_ratio > 1e6)
     throw Error("cmr: Options::trigger_ratio must be between 0 and 1e6");
   if (o.trigger_bytes == 0) throw Error("cmr: Options::trigger_bytes must be positive");
@@ -133,6 +135,13 @@ void init(const Options& options) {
 void shutdown() {
   using namespace detail;
   RuntimeState& s = rt();
+  // Before the lock: a shutdown() on another thread holds it while it joins this thread.
+  // acquire: pairs with the release store in init_locked(); the collector pointer is set.
+  if (s.phase.load(std::memory_order_acquire) != Phase::kUninitialised &&
+      s.collector->is_collector_thread())
+    throw Error("cmr: shutdown() was called on the collector's own thread (from a tracked "
+                "object's destructor or from the diagnostics sink); call it from a thread "
+                "of the program");
   std::lock_guard lock(s.init_mutex);
   if (s.phase.load(std::memory_order_relaxed) != Phase::kRunning) {
     s.phase.store(Phase::kShutDown, std::memory_order_relaxed);

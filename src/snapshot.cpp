@@ -76,7 +76,7 @@ void start(ScanResult* result) noexcept {
 }
 
 Outcome wait(Child& child, std::int64_t timeout_ns, int& detail) noexcept {
-  const std::int64_t deadline = sys::now_ns() + timeout_ns;
+  const std::int64_t deadline = sys::deadline_after(timeout_ns);
   bool timed_out = false;
   int status = 0;
   for (;;) {

@@ -25,14 +25,21 @@ std::int64_t now_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+std::int64_t deadline_after(std::int64_t timeout_ns) noexcept {
+  const std::int64_t now = now_ns();
+  return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+}
+
 namespace {
+
+constexpr std::int64_t kForeverNs = std::int64_t{365} * 24 * 3600 * 1'000'000'000;
 
 void futex_wait_op(std::atomic<std::uint32_t>* word, int op, std::uint32_t expected,
                    std::int64_t timeout_ns) noexcept {
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
   timespec ts;
   timespec* tsp = nullptr;
-  if (timeout_ns >= 0) {
+  if (timeout_ns >= 0 && timeout_ns < kForeverNs) {
     ts.tv_sec = timeout_ns / 1'000'000'000;
     ts.tv_nsec = timeout_ns % 1'000'000'000;
     tsp = &ts;

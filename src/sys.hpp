@@ -16,9 +16,11 @@ int gettid() noexcept;
 int tgkill(int tid, int sig) noexcept;
 // Monotonic clock, nanoseconds.
 std::int64_t now_ns() noexcept;
+// now_ns() + timeout_ns, saturated: INT64_MAX (never) when the sum would overflow.
+std::int64_t deadline_after(std::int64_t timeout_ns) noexcept;
 
-// Waits while *word == expected, at most timeout_ns (< 0: forever). Returns on wake-up,
-// value change, timeout or signal; callers re-check their condition.
+// Waits while *word == expected, at most timeout_ns (< 0, or more than a year: forever).
+// Returns on wake-up, value change, timeout or signal; callers re-check their condition.
 void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                 std::int64_t timeout_ns = -1) noexcept;
 void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;

@@ -8,10 +8,19 @@
 //
 // Root<T> registers itself with the runtime for its lifetime (registration takes the
 // runtime's registry lock: create Roots for long-lived entry points such as a queue's head,
-// not per operation). The scanner reads a Root's value as of the snapshot.
+// not per operation). The scanner reads a Root's value as of the snapshot. Writing a Root
+// (store, exchange, compare_exchange) registers the calling thread, so that every thread
+// that can change a Root is held by the handshake while the collector reads the Roots one
+// by one (DESIGN invariant 3): a thread that moves an object from one Root to another is
+// never seen half-way. A thread that never registers may read Roots, create and destroy
+// them, and use Atomics in ordinary memory; it must not dereference tracked objects (that
+// needs a Guard, which registers it). Write a Root through the Root itself: a write through
+// an Atomic<T>& that refers to it skips the registration.
 #pragma once
 
 #include <atomic>
+
+#include "cmr/detail/thread_record.hpp"
 
 namespace cmr {
 
@@ -82,7 +91,41 @@ class Root : public Atomic<T> {
   Root(const Root&) = delete;
   Root& operator=(const Root&) = delete;
 
+  // Atomic<T>'s writes, after registering the calling thread if it is not yet.
+  void store(T* p, std::memory_order order = std::memory_order_seq_cst) noexcept {
+    writer();
+    Atomic<T>::store(p, order);
+  }
+  T* exchange(T* p, std::memory_order order = std::memory_order_seq_cst) noexcept {
+    writer();
+    return Atomic<T>::exchange(p, order);
+  }
+  bool compare_exchange_weak(T*& expected, T* desired,
+                             std::memory_order order = std::memory_order_seq_cst) noexcept {
+    writer();
+    return Atomic<T>::compare_exchange_weak(expected, desired, order);
+  }
+  bool compare_exchange_weak(T*& expected, T* desired, std::memory_order success,
+                             std::memory_order failure) noexcept {
+    writer();
+    return Atomic<T>::compare_exchange_weak(expected, desired, success, failure);
+  }
+  bool compare_exchange_strong(T*& expected, T* desired,
+                               std::memory_order order = std::memory_order_seq_cst) noexcept {
+    writer();
+    return Atomic<T>::compare_exchange_strong(expected, desired, order);
+  }
+  bool compare_exchange_strong(T*& expected, T* desired, std::memory_order success,
+                               std::memory_order failure) noexcept {
+    writer();
+    return Atomic<T>::compare_exchange_strong(expected, desired, success, failure);
+  }
+
  private:
+  static void writer() noexcept {
+    if (detail::tls_record == nullptr) [[unlikely]] detail::register_root_writer();
+  }
+
   detail::RootNode node_;
 };
 

@@ -12,7 +12,9 @@
 // the object). std::atomic_signal_fence keeps the compiler from moving the re-load above
 // the publish; the handler can only interrupt between whole instructions.
 //
-// A guard must be destroyed (or reset) on the thread that created it.
+// A guard must be destroyed (or reset) on the thread that created it. A moved-from guard
+// holds no slot: get() returns null and reset() does nothing; protect(), set() and make()
+// re-arm it with a slot of the calling thread, as a new guard would.
 #pragma once
 
 #include <atomic>
@@ -25,7 +27,23 @@
 namespace cmr {
 
 template <class T>
+class Guard;
+
+namespace detail {
+// What make() needs of a guard beyond the public API: a moved-from guard is re-armed
+// before any memory is allocated, so that arming can throw without leaking.
+template <class T>
+struct GuardAccess {
+  static void arm(Guard<T>& guard) {
+    if (guard.slot_ == nullptr) [[unlikely]] guard.slot_ = acquire_slot(guard.owner_);
+  }
+};
+}  // namespace detail
+
+template <class T>
 class Guard {
+  friend struct detail::GuardAccess<T>;
+
  public:
   // Takes a slot of the calling thread, registering the thread on first use.
   Guard() { slot_ = detail::acquire_slot(owner_); }
@@ -50,6 +68,7 @@ class Guard {
   // paused between the load and the publish re-reads after the pause, so it never uses a
   // pointer that a snapshot without its guard found unreachable.
   T* protect(const Atomic<T>& src, std::memory_order order = std::memory_order_seq_cst) {
+    detail::GuardAccess<T>::arm(*this);
     // relaxed: the value is only a candidate until the validating load below.
     T* p = src.load(std::memory_order_relaxed);
     for (;;) {
@@ -67,6 +86,10 @@ class Guard {
   // Protects a pointer that is already protected (by another guard, a Root, or a reachable
   // tracked object that is itself protected), or null.
   void set(T* p) noexcept {
+    if (slot_ == nullptr) [[unlikely]] {
+      if (p == nullptr) return;
+      slot_ = detail::acquire_slot_or_die(owner_);  // noexcept: ends the process on failure
+    }
     std::atomic_signal_fence(std::memory_order_seq_cst);  // earlier uses stay above
     slot_->store(p, std::memory_order_relaxed);  // see protect()
     std::atomic_signal_fence(std::memory_order_seq_cst);  // later uses stay below
@@ -79,7 +102,9 @@ class Guard {
   }
 
   // Stops protecting (keeps the slot for reuse by this guard).
-  void reset() noexcept { set(nullptr); }
+  void reset() noexcept {
+    if (slot_ != nullptr) set(nullptr);
+  }
 
  private:
   std::atomic<void*>* slot_;      // null only in a moved-from guard

@@ -238,11 +238,11 @@ TEST(Faults, AThreadBlockingTheSignalAbortsTheCycleUntilItUnblocks) {
   const int garbage = make_garbage();
   std::atomic<int> phase{0};
   std::thread deaf([&] {
+    cmr::Guard<Tracked> g;  // registers the thread (which unblocks the signal), then:
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    cmr::Guard<Tracked> g;  // registered while deaf to the handshake
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // deaf to the handshake, on purpose
     phase = 1;
     while (phase.load() != 2) std::this_thread::sleep_for(1ms);
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // the pending signal arrives: harmless

@@ -1329,12 +1329,12 @@ TEST(Hostile, ARealTimeSignalCarriesCyclesAndLeavesSigusr1ToTheProgram) {
     // cycles gets three late instances when it unblocks, and none may hold it.
     std::atomic<int> phase{0};
     std::thread deaf([&] {
+      cmr::Guard<Tracked> g;  // registers (unblocking cmr's signal), then blocks it
+      cmr::make<Tracked>(g);
       sigset_t set;
       sigemptyset(&set);
       sigaddset(&set, sig);
       pthread_sigmask(SIG_BLOCK, &set, nullptr);
-      cmr::Guard<Tracked> g;
-      cmr::make<Tracked>(g);
       phase = 1;
       while (phase.load() != 2) std::this_thread::sleep_for(1ms);
       sigset_t pending;

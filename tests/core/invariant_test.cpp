@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <stdexcept>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -100,6 +102,66 @@ TEST(BornProtected, AnObjectIsGuardedBeforeItBecomesACandidate) {
   EXPECT_EQ(g_destroyed[id].load(), 1);
 }
 
+// What a constructor makes and stores in the object under construction is reachable: the
+// object is guarded and scanned from the moment make() starts, before its constructor runs.
+struct Parent {
+  cmr::Atomic<Tracked> kids[64];
+  Parent() {
+    for (auto& k : kids) {
+      cmr::Guard<Tracked> g;
+      k.store(cmr::make<Tracked>(g));
+    }
+    EXPECT_TRUE(cmr::collect());  // any cycle that lands while the constructor runs
+  }
+};
+
+TEST(BornProtected, ObjectsMadeInAConstructorSurviveACycleDuringConstruction) {
+  cmr::Guard<Parent> gp;
+  Parent* p = cmr::make<Parent>(gp);
+  for (int round = 0; round < 2; ++round) {
+    int dead = 0;
+    for (auto& k : p->kids)
+      if (destroyed(k.load()->id)) ++dead;  // reads the child: ASan sees a use after free
+    EXPECT_EQ(dead, 0) << "children freed while the parent under construction held them";
+    ASSERT_TRUE(cmr::collect());
+  }
+}
+
+// A constructor that throws: the object is given back without its destructor, and what it
+// had made becomes garbage with it.
+std::atomic<int> g_half_built_destroyed{0};
+struct HalfBuilt {
+  cmr::Atomic<Tracked> kid;
+  explicit HalfBuilt(int* kid_id) {
+    {
+      cmr::Guard<Tracked> g;
+      Tracked* t = cmr::make<Tracked>(g);
+      *kid_id = t->id;
+      kid.store(t);
+    }
+    EXPECT_TRUE(cmr::collect());
+    EXPECT_FALSE(destroyed(*kid_id)) << "freed while the object under construction held it";
+    throw std::runtime_error("constructor fails");
+  }
+  ~HalfBuilt() { g_half_built_destroyed.fetch_add(1); }
+};
+
+TEST(BornProtected, AConstructorThatThrowsGivesItsMemoryBackWithoutADestructor) {
+  ASSERT_TRUE(cmr::collect());
+  const auto before = cmr::stats();
+  int kid_id = -1;
+  {
+    cmr::Guard<HalfBuilt> g;
+    EXPECT_THROW(cmr::make<HalfBuilt>(g, &kid_id), std::runtime_error);
+    EXPECT_EQ(g.get(), nullptr) << "the guard still protects the object that was never built";
+  }
+  ASSERT_TRUE(cmr::collect());
+  ASSERT_GE(kid_id, 0);
+  EXPECT_EQ(g_destroyed[kid_id].load(), 1);
+  EXPECT_EQ(g_half_built_destroyed.load(), 0) << "a destructor ran on an object never built";
+  EXPECT_EQ(cmr::stats().live_objects, before.live_objects);
+}
+
 // ---- Invariant 3: consistent snapshot ---------------------------------------------------
 
 struct alignas(64) Counter {
@@ -170,11 +232,11 @@ TEST(ConsistentSnapshot, AThreadThatNeverAnswersAbortsTheCycleAndNothingIsFreed)
   }
   std::atomic<int> phase{0};
   std::thread deaf([&] {
+    cmr::Guard<Tracked> g;  // registers the thread (which unblocks the signal), then:
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    cmr::Guard<Tracked> g;  // registered, but deaf to the handshake
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);  // deaf to the handshake, on purpose
     phase = 1;
     while (phase.load() != 2) std::this_thread::sleep_for(1ms);
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);  // the pending signal is now harmless
@@ -192,6 +254,117 @@ TEST(ConsistentSnapshot, AThreadThatNeverAnswersAbortsTheCycleAndNothingIsFreed)
   EXPECT_TRUE(cmr::collect());
   EXPECT_EQ(g_destroyed[garbage_id].load(), 1);
   deaf.join();
+}
+
+// A thread that never made a Guard moves an object between two Roots, writing the
+// destination before clearing the source, so some Root reaches it at every instant. The
+// hook runs between the collector's read of the newest Root (the destination, still null)
+// and the older one (the source), and asks the mover to move: if the mover could run while
+// the Roots are read, the collector would see neither Root holding the object.
+std::atomic<int> g_move_requests{0}, g_moves_done{0};
+
+void move_while_roots_are_read() {
+  const int asked = g_move_requests.fetch_add(1) + 1;
+  const auto deadline = std::chrono::steady_clock::now() + 100ms;
+  while (g_moves_done.load() < asked && std::chrono::steady_clock::now() < deadline) {
+  }
+}
+
+TEST(ConsistentSnapshot, ARootWrittenByAThreadThatNeverRegisteredNeverLosesItsObject) {
+  HookReset reset;
+  cmr::Root<Tracked> src;
+  int id;
+  {
+    cmr::Guard<Tracked> g;
+    Tracked* t = cmr::make<Tracked>(g);
+    id = t->id;
+    src.store(t);
+  }
+  cmr::Root<Tracked> dst;  // the newest Root: read first
+  g_move_requests = 0;
+  g_moves_done = 0;
+  std::atomic<bool> stop{false};
+  std::thread mover([&] {  // never makes a Guard or an object
+    int served = 0;
+    while (!stop.load()) {
+      if (g_move_requests.load() == served) continue;
+      ++served;
+      cmr::Root<Tracked>& from = (served % 2 == 1) ? src : dst;
+      cmr::Root<Tracked>& to = (served % 2 == 1) ? dst : src;
+      Tracked* p = from.load();
+      to.store(p);
+      from.store(nullptr);
+      g_moves_done.fetch_add(1);
+    }
+  });
+  cmr::detail::g_test_hooks.collector_between_roots = &move_while_roots_are_read;
+  for (int i = 0; i < 6 && !destroyed(id); ++i) {
+    ASSERT_TRUE(cmr::collect());
+    while (g_moves_done.load() < g_move_requests.load()) std::this_thread::yield();
+  }
+  cmr::detail::g_test_hooks.collector_between_roots = nullptr;
+  stop = true;
+  mover.join();
+  EXPECT_EQ(g_moves_done.load(), 6) << "every cycle asked for one move";
+  EXPECT_FALSE(destroyed(id)) << "freed while a Root reached it at every instant";
+  src.store(nullptr);
+  dst.store(nullptr);
+  ASSERT_TRUE(cmr::collect());
+  EXPECT_EQ(g_destroyed[id].load(), 1);
+}
+
+// cmr owns its signal: a thread has it unblocked once it registers, whatever mask it
+// inherited (the signalfd idiom blocks everything in main before creating threads).
+TEST(ConsistentSnapshot, AThreadThatInheritedABlockedSignalAnswersOnceItRegisters) {
+  sigset_t all, old;
+  sigfillset(&all);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &all, &old), 0);
+  std::atomic<int> phase{0};
+  std::thread worker([&] {  // inherits every signal blocked
+    cmr::Guard<Tracked> g;
+    cmr::make<Tracked>(g);
+    phase = 1;
+    while (phase.load() != 2) std::this_thread::sleep_for(1ms);
+  });
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, &old, nullptr), 0);
+  while (phase.load() != 1) std::this_thread::yield();
+  const auto before = cmr::stats();
+  EXPECT_TRUE(cmr::collect());
+  EXPECT_EQ(cmr::stats().cycles_aborted, before.cycles_aborted);
+  phase = 2;
+  worker.join();
+}
+
+// The collector runs destructors with every signal blocked; a thread started there
+// inherits that mask and must still answer once it registers.
+std::atomic<int> g_spawned_phase{0};
+std::thread* g_spawned = nullptr;
+struct SpawnsAThread {
+  ~SpawnsAThread() {
+    g_spawned = new std::thread([] {
+      cmr::Guard<Tracked> g;
+      cmr::make<Tracked>(g);
+      g_spawned_phase = 1;
+      while (g_spawned_phase.load() != 2) std::this_thread::sleep_for(1ms);
+    });
+  }
+  int payload = 0;
+};
+
+TEST(ConsistentSnapshot, AThreadStartedByADestructorAnswersTheHandshake) {
+  {
+    cmr::Guard<SpawnsAThread> g;
+    cmr::make<SpawnsAThread>(g);
+  }
+  ASSERT_TRUE(cmr::collect());  // runs the destructor, which starts the thread
+  ASSERT_NE(g_spawned, nullptr);
+  while (g_spawned_phase.load() != 1) std::this_thread::yield();
+  const auto before = cmr::stats();
+  EXPECT_TRUE(cmr::collect()) << "the thread started by a destructor did not answer";
+  EXPECT_EQ(cmr::stats().cycles_aborted, before.cycles_aborted);
+  g_spawned_phase = 2;
+  g_spawned->join();
+  delete g_spawned;
 }
 
 // ---- Invariant 4: signal-safe state ---------------------------------------------------
@@ -247,27 +420,32 @@ TEST(SignalSafeState, ABlockingReadIsRestartedNotInterrupted) {
 }
 
 TEST(SignalSafeState, GuardsAndLogsGrowingDuringCyclesLoseNothing) {
-  // Slot blocks and log chunks are published while cycles interrupt their owners.
+  // Slot blocks and log chunks are published while cycles interrupt their owners. Each
+  // round keeps its guards until kCyclesPerRound cycles completed after it began, so every
+  // round's growth overlaps cycles however the threads are scheduled.
+  constexpr int kRounds = 6, kCyclesPerRound = 4;
   std::atomic<bool> stop{false};
   std::atomic<bool> failed{false};
+  std::atomic<int> cycles_done{0};
   std::thread grower([&] {
-    for (int round = 0; round < 6 && !failed; ++round) {
+    for (int round = 0; round < kRounds && !failed; ++round) {
+      const int first = cycles_done.load();
       std::vector<cmr::Guard<Tracked>> guards(3000);
       std::vector<int> ids;
       for (auto& g : guards) ids.push_back(cmr::make<Tracked>(g)->id);
+      while (cycles_done.load() < first + kCyclesPerRound) std::this_thread::yield();
       for (std::size_t i = 0; i < guards.size(); ++i)
         if (destroyed(ids[i]) || guards[i].get()->id != ids[i]) failed = true;
     }
     stop = true;
   });
-  int cycles = 0;
   while (!stop.load()) {
     ASSERT_TRUE(cmr::collect());
-    ++cycles;
+    cycles_done.fetch_add(1);
   }
   grower.join();
   EXPECT_FALSE(failed.load());
-  EXPECT_GT(cycles, 0);
+  EXPECT_GE(cycles_done.load(), kRounds * kCyclesPerRound);
 }
 
 // ---- Invariant 6: only complete answers free; later objects are not candidates ----------

@@ -4,10 +4,7 @@
 // for the statement, so nothing this process did beforehand leaks into it; the test bodies
 // therefore do nothing outside EXPECT_EXIT / EXPECT_DEATH.
 //
-// Where an error is expected, the statement exits with code 0 only if a cmr::Error was
-// thrown whose message names the cause (and prints the message, which the death test's
-// regular expression checks as well). Any other outcome exits with a distinct code:
-// 1 nothing thrown, 2 wrong message, 3 another exception type.
+// Verdicts come from core/verdict.hpp.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -23,57 +20,21 @@
 
 #include <cmr/cmr.hpp>
 
+#include "core/verdict.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 using ::testing::ExitedWithCode;
+using cmr_test::exit_expecting_error;
+using cmr_test::exit_expecting_success;
+using cmr_test::kStatementSeconds;
+
+class Misuse : public cmr_test::InFreshProcess {};
 
 struct Node {
   int value = 0;
   cmr::Atomic<Node> next;
-};
-
-// Runs `f`, which must throw a cmr::Error whose message contains `needle`, and ends the
-// process with the verdict.
-// A statement that hangs (a misuse that deadlocks instead of failing) dies of SIGALRM.
-constexpr unsigned kStatementSeconds = 60;
-
-template <class F>
-[[noreturn]] void exit_expecting_error(F f, const char* needle) {
-  alarm(kStatementSeconds);
-  try {
-    f();
-  } catch (const cmr::Error& e) {
-    std::fprintf(stderr, "cmr::Error: %s\n", e.what());
-    std::fflush(stderr);
-    _exit(std::strstr(e.what(), needle) != nullptr ? 0 : 2);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "unexpected exception: %s\n", e.what());
-    std::fflush(stderr);
-    _exit(3);
-  }
-  std::fprintf(stderr, "no exception\n");
-  std::fflush(stderr);
-  _exit(1);
-}
-
-// Runs `f`, which must not throw, and ends the process with the verdict.
-template <class F>
-[[noreturn]] void exit_expecting_success(F f) {
-  alarm(kStatementSeconds);
-  try {
-    f();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "unexpected exception: %s\n", e.what());
-    std::fflush(stderr);
-    _exit(3);
-  }
-  _exit(0);
-}
-
-class Misuse : public ::testing::Test {
- protected:
-  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
 };
 
 // ---- init ---------------------------------------------------------------------------
@@ -199,6 +160,17 @@ TEST_F(Misuse, ARealTimeSignalIsAccepted) {
               ExitedWithCode(0), "");
 }
 
+TEST_F(Misuse, InitWithASignalTheCLibraryReservesSaysWhichSignalsAreAllowed) {
+  for (int sig : {32, 33}) {
+    EXPECT_EXIT(exit_expecting_error([sig] { cmr::init({.signal = sig}); },
+                                     "reserved by the C library"),
+                ExitedWithCode(0), "SIGRTMIN");
+  }
+  EXPECT_EXIT(exit_expecting_error([] { cmr::init({.signal = SIGRTMAX + 1}); },
+                                   "cannot carry the handshake"),
+              ExitedWithCode(0), "SIGRTMIN");
+}
+
 // ---- shutdown ---------------------------------------------------------------------------
 
 TEST_F(Misuse, AGuardCreatedAfterShutdownThrows) {
@@ -273,6 +245,48 @@ TEST_F(Misuse, ShutdownKeepsExistingGuardsAndRootsWorking) {
                 moved->reset();
                 delete moved;
                 root.store(nullptr);
+              }),
+              ExitedWithCode(0), "");
+}
+
+// ---- moved-from guards ------------------------------------------------------------------
+// A moved-from guard holds no slot. reset() on it does nothing; protect(), set() and make()
+// re-arm it with a fresh slot of the calling thread, as a new guard would.
+
+TEST_F(Misuse, ResetOnAMovedFromGuardDoesNothing) {
+  EXPECT_EXIT(exit_expecting_success([] {
+                cmr::Guard<Node> a;
+                Node* n = cmr::make<Node>(a);
+                cmr::Guard<Node> b(std::move(a));
+                a.reset();
+                if (a.get() != nullptr || b.get() != n) _exit(4);
+                cmr::Guard<Node> c;
+                c = std::move(b);
+                b.reset();
+                if (b.get() != nullptr || c.get() != n) _exit(5);
+              }),
+              ExitedWithCode(0), "");
+}
+
+TEST_F(Misuse, MakeProtectAndSetReArmAMovedFromGuard) {
+  EXPECT_EXIT(exit_expecting_success([] {
+                cmr::Root<Node> root;
+                cmr::Guard<Node> a;
+                cmr::Guard<Node> b(std::move(a));
+                Node* n = cmr::make<Node>(a);  // a is armed again
+                n->value = 7;
+                if (a.get() != n) _exit(4);
+                if (!cmr::collect() || n->value != 7) _exit(5);
+                root.store(n);
+                cmr::Guard<Node> c(std::move(a));
+                if (a.protect(root) != n || a.get() != n) _exit(6);
+                cmr::Guard<Node> d(std::move(a));
+                a.set(n);
+                if (a.get() != n) _exit(7);
+                root.store(nullptr);
+                c.reset();
+                d.reset();
+                if (!cmr::collect() || n->value != 7) _exit(8);  // a still protects it
               }),
               ExitedWithCode(0), "");
 }
@@ -354,6 +368,52 @@ TEST_F(Misuse, CollectFromADestructorWithoutACollectorThreadThrows) {
                 expect_collect_in_destructor_throws();
               }),
               ExitedWithCode(0), "collect\\(\\) was called on the collector's own thread");
+}
+
+// ---- shutdown() from a destructor ---------------------------------------------------------
+
+char g_shutdown_message[256];
+std::atomic<int> g_shutdown_errors{0};
+
+struct ShutsDownInDestructor {
+  ~ShutsDownInDestructor() {
+    try {
+      cmr::shutdown();
+    } catch (const cmr::Error& e) {
+      std::snprintf(g_shutdown_message, sizeof g_shutdown_message, "%s", e.what());
+      g_shutdown_errors.fetch_add(1);
+    }
+  }
+  int payload = 0;
+};
+
+void expect_shutdown_in_destructor_throws() {
+  {
+    cmr::Guard<ShutsDownInDestructor> g;
+    cmr::make<ShutsDownInDestructor>(g);
+  }
+  if (!cmr::collect()) _exit(4);
+  if (g_shutdown_errors.load() != 1) _exit(5);
+  std::fprintf(stderr, "cmr::Error: %s\n", g_shutdown_message);
+  if (std::strstr(g_shutdown_message, "collector's own thread") == nullptr) _exit(2);
+  // The runtime was not shut down: it still collects.
+  cmr::Guard<Node> g;
+  cmr::make<Node>(g);
+  if (!cmr::collect()) _exit(6);
+  cmr::shutdown();  // and a shutdown from the program's own thread works
+}
+
+TEST_F(Misuse, ShutdownFromADestructorOnTheCollectorThreadThrows) {
+  EXPECT_EXIT(exit_expecting_success(&expect_shutdown_in_destructor_throws), ExitedWithCode(0),
+              "shutdown\\(\\) was called on the collector's own thread");
+}
+
+TEST_F(Misuse, ShutdownFromADestructorWithoutACollectorThreadThrows) {
+  EXPECT_EXIT(exit_expecting_success([] {
+                cmr::init({.background = false});
+                expect_shutdown_in_destructor_throws();
+              }),
+              ExitedWithCode(0), "shutdown\\(\\) was called on the collector's own thread");
 }
 
 }  // namespace

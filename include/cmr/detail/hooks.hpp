@@ -12,6 +12,9 @@ struct TestHooks {
   void (*protect_after_load)() = nullptr;
   // make(), between the guard's publish and the record in the allocation log.
   void (*make_after_publish)() = nullptr;
+  // The collector, while every registered thread is held, after it read the newest Root's
+  // value and before the others (allocation-free code only).
+  void (*collector_between_roots)() = nullptr;
   // The collector, while every registered thread is held and the child exists.
   void (*collector_paused)() = nullptr;
   // The collector, after the threads were released and before the child's answer is used.

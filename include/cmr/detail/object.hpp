@@ -71,7 +71,9 @@ inline constexpr TypeInfo type_info_v{
 void* allocate_object(const TypeInfo* type, std::size_t count);
 void* try_allocate_object(const TypeInfo* type, std::size_t count,
                           std::int64_t max_wait_ns = 0) noexcept;
-// Gives back memory whose construction threw (never logged, never seen by a cycle).
-void discard_object(void* object) noexcept;
+// The constructor of a recorded candidate threw: marks it never built, so the cycle that
+// finds it unreachable frees it without running a destructor. The caller then drops its
+// guard.
+void abandon_object(void* object) noexcept;
 
 }  // namespace cmr::detail

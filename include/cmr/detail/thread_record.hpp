@@ -79,6 +79,12 @@ extern std::atomic<bool> g_shut_down;
 
 // Slow paths (src/registry.cpp).
 std::atomic<void*>* acquire_slot_slow();
+// acquire_slot() for noexcept callers (Guard::set on a moved-from guard): a failure ends
+// the process with a message instead of throwing.
+std::atomic<void*>* acquire_slot_or_die(ThreadRecord*& owner) noexcept;
+// Registers the calling thread (a thread that writes a Root must be held by every
+// handshake); after shutdown() it does nothing, since no cycle runs any more.
+void register_root_writer() noexcept;
 void release_slot_slow(ThreadRecord* owner, std::atomic<void*>* slot) noexcept;
 LogChunk* grow_log(ThreadRecord* record);
 
