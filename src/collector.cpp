@@ -2,16 +2,16 @@
 //
 // A cycle: take the registry lock; signal every registered thread and wait until all are
 // held in the handler (or abort on timeout, freeing nothing); copy the roots (guard slots,
-// Root values) into runtime memory; cut each thread's allocation log; create the snapshot
-// child; release the threads. Then, off the critical path: wait for the child's answer and
-// destroy and free exactly the candidates it found unreachable.
+// Root values) into runtime memory; note how many blocks the heap has; create the
+// snapshot child; release the threads. Then, off the critical path: wait for the child's
+// answer and reclaim exactly the garbage it listed (reclaim.cpp).
 //
 // Invariants kept: 3 (threads are held from the first root read until the child exists),
 // 6 (one cycle at a time; only a complete answer from a child that exited normally frees
-// anything; each candidate appears once in an answer and is freed at most once; objects
-// logged after the cut are not candidates of this cycle).
+// anything; the child lists each garbage slot once; slots that were not candidates at the
+// cut are never listed).
 // Must never, between pause() and release(): call malloc/free (a held thread may own an
-// arena lock), print, or take any lock a held thread might hold.
+// arena lock), print, or take any lock a held thread might hold (the heap lock included).
 #include "collector.hpp"
 
 #include <pthread.h>
@@ -20,10 +20,10 @@
 #include <algorithm>
 #include <cstring>
 
-#include "backing_allocator.hpp"
+#include "blocks.hpp"
 #include "cmr/detail/duration.hpp"
 #include "handshake.hpp"
-#include "heap.hpp"
+#include "reclaim.hpp"
 #include "snapshot.hpp"
 #include "state.hpp"
 #include "sys.hpp"
@@ -61,8 +61,19 @@ void Collector::MappedBuffer<T>::release() noexcept {
   capacity = size = 0;
 }
 
+namespace {
+// Snapshot isolation marks every mapping the child does not need DONTFORK; under
+// AddressSanitizer the child also needs the shadow memory of everything it reads, so the
+// sanitizer build runs without it.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+}  // namespace
+
 Collector::Collector(const Options& options)
-    : options_(options), isolate_(options.isolate_snapshot && backing::region().size != 0) {
+    : options_(options), isolate_(options.isolate_snapshot && !kSanitized) {
   void* p = sys::map_private(sizeof(ScanPlan));
   if (p == nullptr) throw std::bad_alloc();
   plan_ = new (p) ScanPlan{};
@@ -71,9 +82,8 @@ Collector::Collector(const Options& options)
 Collector::~Collector() {
   stop();
   roots_.release();
-  ranges_.release();
-  survivors_.release();
   keep_.release();
+  sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
   sys::unmap(plan_, sizeof(ScanPlan));
 }
 
@@ -228,126 +238,57 @@ bool Collector::copy_roots() noexcept {
   return true;
 }
 
-void Collector::cut_logs() noexcept {
+// Records of threads that exited are dropped before the pause: their blocks were handed
+// on when they unregistered (blocks::thread_exit), and nothing else refers to them.
+void Collector::drop_dead_records() noexcept {
   RuntimeState& s = rt();
-  ranges_.size = 0;
-  new_count_ = 0;
-  for (ThreadRecord* r : s.records) {
-    // relaxed: see copy_roots().
-    LogChunk* tail = r->log_tail.load(std::memory_order_relaxed);
-    std::size_t len = tail->len.load(std::memory_order_relaxed);
-    r->cut_chunk = tail;
-    r->cut_len = len;
-    std::size_t count = 0;
-    std::size_t from = r->consumed_index;
-    for (LogChunk* c = r->consumed_chunk;; c = c->next.load(std::memory_order_relaxed)) {
-      std::size_t end = c == tail ? len : c->len.load(std::memory_order_relaxed);
-      count += end - from;
-      from = 0;
-      if (c == tail) break;
-    }
-    if (count != 0) {
-      ranges_.data[ranges_.size++] = LogRange{r->consumed_chunk, r->consumed_index, tail, len};
-      new_count_ += count;
-    }
-  }
-}
-
-void Collector::finish_logs(bool completed) noexcept {
-  RuntimeState& s = rt();
-  std::lock_guard lock(s.registry_mutex);
   auto& records = s.records;
   for (std::size_t i = 0; i < records.size();) {
     ThreadRecord* r = records[i];
-    if (r->cut_chunk == nullptr) {  // registered after the pause
+    if (r->gone) r->alive = false;
+    if (r->alive) {
       ++i;
       continue;
     }
-    if (completed) {
-      // Every chunk before the cut is consumed; the thread only writes its tail, which
-      // is the cut chunk or a later one.
-      for (LogChunk* c = r->consumed_chunk; c != r->cut_chunk;) {
-        LogChunk* next = c->next.load(std::memory_order_relaxed);
-        release_chunk(c);
-        c = next;
-      }
-      r->consumed_chunk = r->cut_chunk;
-      r->consumed_index = r->cut_len;
-    }
-    r->cut_chunk = nullptr;
-    if (r->gone) r->alive = false;
-    LogChunk* tail = r->log_tail.load(std::memory_order_relaxed);
-    const bool drained = r->consumed_chunk == tail &&
-                         r->consumed_index == tail->len.load(std::memory_order_relaxed);
-    if (!r->alive && drained) {
-      s.dead_allocated_objects += r->allocated_objects.load(std::memory_order_relaxed);
-      s.dead_allocated_bytes += r->allocated_bytes.load(std::memory_order_relaxed);
-      destroy_record(r);
-      records[i] = records.back();
-      records.pop_back();
-      continue;
-    }
-    ++i;
+    if (r->owned_head != kNoBlock) blocks::thread_exit(r);  // gone without unregistering
+    s.dead_allocated_objects += r->allocated_objects.load(std::memory_order_relaxed);
+    s.dead_allocated_bytes += r->allocated_bytes.load(std::memory_order_relaxed);
+    destroy_record(r);
+    records[i] = records.back();
+    records.pop_back();
   }
 }
 
-void Collector::process_answer(ScanResult* result) noexcept {
-  const std::uintptr_t* entries = result->entries();
-  const std::size_t n = result->count;
-  MappedBuffer<std::uintptr_t> next;
-  if (!next.reserve(result->reachable + 1)) {
-    // Cannot keep the survivor list: free nothing (safe), keep the old one and the logs.
-    diagnose("cycle skipped: out of memory for the survivor table (%zu entries)", n);
-    failed_.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  std::uint64_t freed_objects = 0, freed_bytes = 0, live_bytes = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uintptr_t e = entries[i];
-    if ((e & 1) != 0) {
-      next.data[next.size++] = e & ~std::uintptr_t{1};
-      live_bytes += object_bytes(reinterpret_cast<void*>(e & ~std::uintptr_t{1}));
-    } else {
-      freed_bytes += free_object(reinterpret_cast<void*>(e));
-      ++freed_objects;
-    }
-  }
-  survivors_.release();
-  survivors_ = next;
-  survivor_bytes_ = live_bytes;
-  // relaxed: counters for stats().
-  objects_freed_.fetch_add(freed_objects, std::memory_order_relaxed);
-  bytes_freed_.fetch_add(freed_bytes, std::memory_order_relaxed);
+// The answer has at most one entry per bitmap word of each block in use; the mapping is
+// sized for the blocks carved so far plus room for growth during the cycle, and kept, so
+// that its pages are not faulted in again every cycle.
+bool Collector::ensure_answer_room() noexcept {
+  const std::size_t need = (std::size_t{blocks::carved()} + 1024) * kBitmapWords;
+  if (need <= result_capacity_) return true;
+  const std::size_t capacity = need * 2;
+  void* fresh = sys::map_shared(ScanResult::bytes_for(capacity));
+  if (fresh == nullptr) return false;
+  sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
+  result_ = static_cast<ScanResult*>(fresh);
+  result_capacity_ = capacity;
+  return true;
 }
 
 // Lists what the child reads (sorted, merged) and marks everything else DONTFORK.
-// Called with the registry lock held, before the handshake (threads still run; the log
-// chunks they add from now on are new mappings, never marked).
+// Called with the registry lock held, before the handshake.
 bool Collector::mark_isolation() noexcept {
-  RuntimeState& s = rt();
   keep_.size = 0;
   auto add = [&](const void* p, std::size_t bytes) {
     auto b = reinterpret_cast<std::uintptr_t>(p);
     return p == nullptr || keep_.push(KeepRange{b, b + std::max<std::size_t>(bytes, 1)});
   };
-  const backing::RegionInfo region = backing::region();
+  const blocks::HeapRange heap = blocks::range();
   int on_stack = 0;  // the child runs on a copy of this thread's stack
-  bool ok = add(reinterpret_cast<void*>(region.base), region.size) &&
-            add(plan_, sizeof(ScanPlan)) && add(&on_stack, sizeof on_stack) &&
-            add(__builtin_thread_pointer(), 1) &&  // errno and the stack guard live there
-            add(roots_.data, roots_.capacity * sizeof(std::uintptr_t)) &&
-            add(ranges_.data, ranges_.capacity * sizeof(LogRange)) &&
-            add(survivors_.data, survivors_.capacity * sizeof(std::uintptr_t));
-  std::uintptr_t arena_begin = 0, arena_end = 0;
-  if (ok && chunk_arena(arena_begin, arena_end))
-    ok = add(reinterpret_cast<void*>(arena_begin), arena_end - arena_begin);
-  for (ThreadRecord* r : s.records) {
-    for (LogChunk* c = r->consumed_chunk; ok && c != nullptr;
-         c = c->next.load(std::memory_order_relaxed)) {  // relaxed: see cut_logs()
-      const auto a = reinterpret_cast<std::uintptr_t>(c);
-      if (a < arena_begin || a >= arena_end) ok = add(c, sizeof(LogChunk));  // rare: overflow
-    }
-  }
+  const bool ok = add(reinterpret_cast<void*>(heap.base), heap.size) &&
+                  add(heap.table, heap.table_bytes) && add(plan_, sizeof(ScanPlan)) &&
+                  add(&on_stack, sizeof on_stack) &&
+                  add(__builtin_thread_pointer(), 1) &&  // errno and the stack guard live there
+                  add(roots_.data, roots_.capacity * sizeof(std::uintptr_t));
   if (!ok) return false;
   std::sort(keep_.data, keep_.data + keep_.size,
             [](const KeepRange& a, const KeepRange& b) { return a.begin < b.begin; });
@@ -372,17 +313,23 @@ void Collector::record_pause(std::int64_t ns) noexcept {
 bool Collector::run_cycle() {
   RuntimeState& s = rt();
   if (isolate_) isolation_.prepare();  // reads /proc: before the lock, which Roots need
+  if (!ensure_answer_room()) {
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    diagnose("cycle skipped: out of memory for the scanner's answer");
+    return false;
+  }
   std::unique_lock registry(s.registry_mutex);
 
   // Before the pause (nothing is held yet, so allocating is still allowed).
+  drop_dead_records();
   targets_.clear();
   std::size_t slot_estimate = s.root_count + 64;
   for (ThreadRecord* r : s.records) {
-    if (r->alive && !r->gone && !r->detached && r->tid != thread_tid_) targets_.push_back(r);
+    if (!r->detached && r->tid != thread_tid_) targets_.push_back(r);
     for (SlotBlock* b = r->slot_blocks.load(std::memory_order_relaxed); b != nullptr; b = b->next)
       slot_estimate += kSlotsPerBlock;
   }
-  if (!ranges_.reserve(s.records.size() + 1) || !roots_.reserve(slot_estimate)) {
+  if (!roots_.reserve(slot_estimate)) {
     registry.unlock();
     failed_.fetch_add(1, std::memory_order_relaxed);
     diagnose("cycle skipped: out of memory for the root buffers");
@@ -397,7 +344,7 @@ bool Collector::run_cycle() {
   const std::int64_t t0 = sys::now_ns();
   handshake::PauseOutcome held = handshake::pause(targets_.data(), targets_.size(),
                                                   saturating_ns(options_.handshake_timeout));
-  if (!held.paused && !g_test_faults.skip_handshake_wait) {
+  if (!held.paused) {
     const std::int64_t released_at = handshake::release();
     isolation_.restore();
     registry.unlock();
@@ -418,23 +365,30 @@ bool Collector::run_cycle() {
 
   // ---- every registered thread is held: no malloc, no printing, until release() ----
   last_handshake_.store(sys::now_ns() - t0, std::memory_order_relaxed);  // relaxed: stats
-  bool ready = copy_roots();
-  cut_logs();
+  const bool ready = copy_roots();
   // Read while every allocating thread is held, so the bytes subtracted after the cycle
-  // are those of this cycle's candidates (read earlier, objects logged between the read
-  // and the cut would count both as survivors and as new allocation).
+  // are those of this cycle's candidates.
   const std::uint64_t allocated_at_cut = s.allocated_since_cycle.load(std::memory_order_relaxed);
-  const std::size_t n = survivors_.size + new_count_;
-  auto* result = ready ? static_cast<ScanResult*>(sys::map_shared(ScanResult::bytes_for(n))) : nullptr;
+  const std::uint32_t block_count = blocks::carved();
   int clone_error = ENOMEM;
   snapshot::Child child;
-  if (result != nullptr) {
-    *plan_ = ScanPlan{survivors_.data, survivors_.size, ranges_.data, ranges_.size, new_count_,
-                      roots_.data, roots_.size, result,
+  if (ready) {
+    const blocks::HeapRange heap = blocks::range();
+    result_->complete.store(0, std::memory_order_relaxed);  // relaxed: the child reads it
+    result_->started.store(0, std::memory_order_relaxed);   // after the clone copies it
+    result_->count = 0;
+    result_->began_ns = 0;
+    *plan_ = ScanPlan{heap.base, heap.table, block_count, roots_.data, roots_.size, result_,
+                      result_capacity_,
                       static_cast<std::uint32_t>(cycles_.load(std::memory_order_relaxed) + 1),
-                      g_test_faults};
-    if (g_test_faults.fail_clone > 0) --g_test_faults.fail_clone;
-    clone_error = snapshot::spawn(*plan_, child);
+                      ChildFaults{g_test_faults.child_crash, g_test_faults.child_hang,
+                                  g_test_faults.child_exit_early, g_test_faults.child_reads}};
+    if (g_test_faults.fail_clone > 0) {
+      --g_test_faults.fail_clone;
+      clone_error = EAGAIN;
+    } else {
+      clone_error = snapshot::spawn(*plan_, child);
+    }
   }
   if (clone_error == 0 && g_test_hooks.collector_paused) g_test_hooks.collector_paused();
   const std::int64_t pause_ns = handshake::release() - t0;
@@ -445,37 +399,33 @@ bool Collector::run_cycle() {
   last_roots_.store(roots_.size, std::memory_order_relaxed);
 
   if (clone_error != 0) {
-    if (result != nullptr) sys::unmap(result, ScanResult::bytes_for(n));
-    finish_logs(false);
-    if (result != nullptr) clone_failures_.fetch_add(1, std::memory_order_relaxed);
     failed_.fetch_add(1, std::memory_order_relaxed);
-    if (result == nullptr)  // no process creation was tried: runtime buffers were short
-      diagnose("cycle skipped, nothing freed: out of memory for the roots or the answer");
+    if (ready) clone_failures_.fetch_add(1, std::memory_order_relaxed);
+    if (!ready)  // no process creation was tried: runtime buffers were short
+      diagnose("cycle skipped, nothing freed: out of memory for the roots");
     else
       diagnose("cycle skipped, nothing freed: cannot create the scanner process: %s",
                std::strerror(clone_error));
     return false;
   }
-  snapshot::start(result);
+  snapshot::start(result_);
   if (g_test_hooks.collector_released) g_test_hooks.collector_released();
 
   int detail = 0;
   snapshot::Outcome outcome = snapshot::wait(child, saturating_ns(options_.scan_timeout), detail);
   // acquire: pairs with the child's release store of `complete`.
   const bool complete = outcome == snapshot::Outcome::kExited &&
-                        result->complete.load(std::memory_order_acquire) == 1 &&
-                        result->epoch == plan_->epoch && result->count == n;
+                        result_->complete.load(std::memory_order_acquire) == 1 &&
+                        result_->epoch == plan_->epoch && result_->count <= result_capacity_;
   if (!complete) {
-    sys::unmap(result, ScanResult::bytes_for(n));
-    finish_logs(false);
     failed_.fetch_add(1, std::memory_order_relaxed);
     if (outcome == snapshot::Outcome::kTimedOut) {
       timeouts_.fetch_add(1, std::memory_order_relaxed);
       // A timeout shorter than the scan itself frees nothing, ever: say what to change.
       diagnose("cycle failed, nothing freed: the scanner ran past scan_timeout (%lld ms) "
-               "and was killed; %zu candidates (the longest completed scan took %lld ms). "
-               "If this repeats, raise cmr::Options::scan_timeout",
-               static_cast<long long>(options_.scan_timeout.count()), n,
+               "and was killed; %u blocks in the heap (the longest completed scan took %lld "
+               "ms). If this repeats, raise cmr::Options::scan_timeout",
+               static_cast<long long>(options_.scan_timeout.count()), block_count,
                // relaxed: the collector is max_scan_'s only writer.
                static_cast<long long>(max_scan_.load(std::memory_order_relaxed) / 1'000'000));
     } else {
@@ -487,19 +437,19 @@ bool Collector::run_cycle() {
     return false;
   }
 
-  last_candidates_.store(n, std::memory_order_relaxed);
-  last_words_.store(result->words_scanned, std::memory_order_relaxed);
-  last_scan_.store(result->scan_ns, std::memory_order_relaxed);
-  dense_scans_.fetch_add(result->dense, std::memory_order_relaxed);  // relaxed: a statistic
-  if (result->scan_ns > max_scan_.load(std::memory_order_relaxed))
-    max_scan_.store(result->scan_ns, std::memory_order_relaxed);
+  // relaxed: statistics, written by the collector only.
+  last_candidates_.store(result_->candidates, std::memory_order_relaxed);
+  last_words_.store(result_->words_scanned, std::memory_order_relaxed);
+  last_scan_.store(result_->scan_ns, std::memory_order_relaxed);
+  if (result_->scan_ns > max_scan_.load(std::memory_order_relaxed))
+    max_scan_.store(result_->scan_ns, std::memory_order_relaxed);
 
   g_test_probe.released_ns = t0 + pause_ns;
-  g_test_probe.child_began_ns = result->began_ns;
-  process_answer(result);
-  backing::end_batch();
-  sys::unmap(result, ScanResult::bytes_for(n));
-  finish_logs(true);
+  g_test_probe.child_began_ns = result_->began_ns;
+  const Reclaimed freed = reclaim(result_->entries(), result_->count);
+  objects_freed_.fetch_add(freed.objects, std::memory_order_relaxed);
+  bytes_freed_.fetch_add(freed.bytes, std::memory_order_relaxed);
+  survivor_bytes_ = result_->reachable_bytes;
 
   // relaxed: counters; see heap.cpp.
   s.allocated_since_cycle.fetch_sub(std::min(allocated_at_cut,
@@ -528,7 +478,7 @@ void Collector::fill(Stats& out) const noexcept {
   out.last_candidates = r(last_candidates_);
   out.last_roots = r(last_roots_);
   out.last_words_scanned = r(last_words_);
-  out.dense_scans = r(dense_scans_);
+  out.dense_scans = r(cycles_);  // every cycle looks words up through the block table
   out.snapshot_isolated = isolate_;
   out.last_isolated_bytes = r(isolated_bytes_);
   out.last_pause = ns(last_pause_);

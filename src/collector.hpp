@@ -46,9 +46,8 @@ class Collector {
   void thread_main() noexcept;
   void wake() noexcept;
   bool copy_roots() noexcept;
-  void cut_logs() noexcept;
-  void finish_logs(bool completed) noexcept;
-  void process_answer(ScanResult* result) noexcept;
+  void drop_dead_records() noexcept;
+  bool ensure_answer_room() noexcept;
   void record_pause(std::int64_t ns) noexcept;
   bool mark_isolation() noexcept;
 
@@ -68,12 +67,11 @@ class Collector {
   // Cycle working state, used under cycle_mutex_.
   std::vector<ThreadRecord*> targets_;
   MappedBuffer<std::uintptr_t> roots_;
-  MappedBuffer<LogRange> ranges_;
-  MappedBuffer<std::uintptr_t> survivors_;  // sorted live objects of completed cycles
   ScanPlan* plan_ = nullptr;                // in a mapping of its own
-  std::size_t new_count_ = 0;
+  ScanResult* result_ = nullptr;            // shared with each child; kept across cycles
+  std::size_t result_capacity_ = 0;         // entries
   std::uint64_t survivor_bytes_ = 0;
-  const bool isolate_;                      // options_.isolate_snapshot with a region
+  const bool isolate_;                      // options_.isolate_snapshot (and no sanitizer)
   Isolation isolation_;
   MappedBuffer<KeepRange> keep_;
 
@@ -93,7 +91,7 @@ class Collector {
   // Counters (written by the cycle, read relaxed by stats()).
   std::atomic<std::uint64_t> cycles_{0}, aborted_{0}, failed_{0}, clone_failures_{0},
       crashes_{0}, timeouts_{0}, objects_freed_{0}, bytes_freed_{0}, last_candidates_{0},
-      last_roots_{0}, last_words_{0}, dense_scans_{0}, isolated_bytes_{0};
+      last_roots_{0}, last_words_{0}, isolated_bytes_{0};
   std::atomic<std::int64_t> last_handshake_{0}, last_pause_{0}, max_pause_{0}, total_pause_{0}, last_scan_{0},
       max_scan_{0};
 };

@@ -1,15 +1,17 @@
-// src/heap.cpp: allocating tracked objects and accounting the bytes that trigger cycles.
+// src/heap.cpp: the slow paths of allocation, and the accounting that triggers cycles.
 //
-// Layout: [backing block ... | ObjectHeader (16 B) | payload rounded up to 8 B]. The
-// header sits right before the object so the scanner finds an object's extent from its
-// address alone. Allocation never makes the object a candidate: make() does that after
-// the guard published it, and before the constructor runs (DESIGN invariant 2). Accounting is per thread, flushed to the
-// global trigger counter in batches so that make() has no shared write in the common case.
+// make()'s inline path (cmr/make.hpp) takes a slot from the calling thread's current block;
+// everything else comes here: registration, shutdown, Options::heap_limit, arrays, large
+// objects, a cursor out of slots (blocks.cpp refills it). Allocation never makes the slot
+// a candidate: make() commits it after the guard published it, and before the constructor
+// runs (DESIGN invariant 2).
 //
-// Back-pressure: a thread that has allocated kPaceFactor x the trigger since the last
-// completed cycle waits for the collector (one cycle, bounded) at its next flush, so that
-// allocation cannot outrun reclamation without limit; and with Options::heap_limit, an
-// allocation that would pass the limit waits for cycles to make room, then fails.
+// Accounting is per thread (allocated_objects/bytes, in slot bytes), added to the global
+// trigger count in batches of kFlushBytes so that make() has no shared write in the common
+// case. Back-pressure: a thread that has allocated kPaceFactor x the trigger since the
+// last completed cycle waits for the collector (one cycle, bounded) at its next flush, so
+// that allocation cannot outrun reclamation without limit; and with Options::heap_limit,
+// an allocation that would pass the limit waits for cycles to make room, then fails.
 #include "heap.hpp"
 
 #include <algorithm>
@@ -17,13 +19,13 @@
 #include <new>
 
 #if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/lsan_interface.h>
+#include <sanitizer/asan_interface.h>
 #endif
 
-#include "backing_allocator.hpp"
+#include "blocks.hpp"
 #include "cmr/detail/duration.hpp"
+#include "cmr/detail/heap_layout.hpp"
 #include "collector.hpp"
-#include "cmr/detail/object.hpp"
 #include "state.hpp"
 #include "sys.hpp"
 
@@ -56,7 +58,7 @@ void pace() {
   if (!s.options.background || !may_wait()) return;
   // acquire: pairs with the release increment after a cycle.
   const std::uint32_t seq = s.cycle_seq.load(std::memory_order_acquire);
-  // relaxed: counters compared with a threshold, as in account().
+  // relaxed: counters compared with a threshold, as in flush_allocation_count().
   if (s.allocated_since_cycle.load(std::memory_order_relaxed) <
       kPaceFactor * s.trigger_threshold.load(std::memory_order_relaxed))
     return;
@@ -65,25 +67,37 @@ void pace() {
   wait_for_cycle(seq, sys::now_ns() + kPaceWaitNs);
 }
 
+std::uint64_t unflushed(const ThreadRecord* r) {
+  // relaxed: this thread is the only writer of its own total.
+  return r->allocated_bytes.load(std::memory_order_relaxed) - r->flushed_bytes;
+}
+
 std::uint64_t live_estimate(const ThreadRecord* r) {
   RuntimeState& s = rt();
   // relaxed: an estimate; the limit is documented as approximate by the flush batch.
   return s.survivor_bytes.load(std::memory_order_relaxed) +
-         s.allocated_since_cycle.load(std::memory_order_relaxed) + r->pending_bytes;
+         s.allocated_since_cycle.load(std::memory_order_relaxed) + unflushed(r);
+}
+
+// Adds this thread's unflushed bytes to the global count. Returns the new global count.
+std::uint64_t flush(ThreadRecord* r) {
+  const std::uint64_t total = r->allocated_bytes.load(std::memory_order_relaxed);
+  const std::uint64_t batch = total - r->flushed_bytes;
+  r->flushed_bytes = total;
+  r->flush_at = total + kFlushBytes;
+  // relaxed: a counter compared against a threshold; the collector's wake-up futex
+  // carries the ordering that matters.
+  return rt().allocated_since_cycle.fetch_add(batch, std::memory_order_relaxed) + batch;
 }
 
 // True when `bytes` more fit under Options::heap_limit, waiting up to max_wait_ns for
-// cycles to free memory.
-// The caller checked r->heap_limit != 0: with no limit, make() does not come here.
-[[gnu::noinline]] bool admit(ThreadRecord* r, std::size_t bytes, std::int64_t max_wait_ns) {
+// cycles to free memory. The caller checked r->heap_limit != 0.
+bool admit(ThreadRecord* r, std::size_t bytes, std::int64_t max_wait_ns) {
   RuntimeState& s = rt();
   const std::uint64_t limit = r->heap_limit;
   if (live_estimate(r) + bytes <= limit) return true;
   const std::int64_t deadline = sys::deadline_after(std::max<std::int64_t>(max_wait_ns, 0));
-  // Flush this thread's batch so the collector sees why it is needed. relaxed: as in
-  // account(); the wake-up below carries the ordering.
-  s.allocated_since_cycle.fetch_add(r->pending_bytes, std::memory_order_relaxed);
-  r->pending_bytes = 0;
+  flush(r);  // so that the collector sees why it is needed
   while (live_estimate(r) + bytes > limit) {
     if (sys::now_ns() >= deadline || !may_wait()) {
       s.limit_failures.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
@@ -105,159 +119,110 @@ std::uint64_t live_estimate(const ThreadRecord* r) {
   return true;
 }
 
-std::size_t prefix_for(std::size_t align) { return std::max<std::size_t>(align, sizeof(ObjectHeader)); }
-
 void account(ThreadRecord* r, std::size_t bytes) {
   // relaxed stores: totals read by stats() only; this thread is the single writer.
   r->allocated_objects.store(r->allocated_objects.load(std::memory_order_relaxed) + 1,
                              std::memory_order_relaxed);
-  r->allocated_bytes.store(r->allocated_bytes.load(std::memory_order_relaxed) + bytes,
-                           std::memory_order_relaxed);
-  r->pending_bytes += bytes;
-  if (r->pending_bytes >= kFlushBytes) [[unlikely]] {
-    std::uint64_t flushed = r->pending_bytes;
-    r->pending_bytes = 0;
-    RuntimeState& s = rt();
-    // relaxed: a counter compared against a threshold; the collector's wake-up futex
-    // carries the ordering that matters.
-    std::uint64_t total =
-        s.allocated_since_cycle.fetch_add(flushed, std::memory_order_relaxed) + flushed;
-    const std::uint64_t threshold = s.trigger_threshold.load(std::memory_order_relaxed);
-    if (total >= threshold && s.collector != nullptr) s.collector->request_automatic_cycle();
-    if (total >= kPaceFactor * threshold) [[unlikely]] pace();
-  }
+  const std::uint64_t total = r->allocated_bytes.load(std::memory_order_relaxed) + bytes;
+  r->allocated_bytes.store(total, std::memory_order_relaxed);
+  if (total >= r->flush_at) flush_allocation_count(r);
 }
 
-// Zeroes [p, p + n) for n a multiple of 8 (a scan span). Small spans, the common case,
-// take two possibly overlapping fixed-size stores each, inline; a call to memset with a
-// size unknown at compile time costs more than the zeroing itself.
-inline void zero_span(char* p, std::size_t n) noexcept {
-  if (n <= 16) [[likely]] {
-    std::memset(p, 0, 8);
-    std::memset(p + n - 8, 0, 8);
-  } else if (n <= 32) {
-    std::memset(p, 0, 16);
-    std::memset(p + n - 16, 0, 16);
-  } else if (n <= 64) {
-    std::memset(p, 0, 32);
-    std::memset(p + n - 32, 0, 32);
-  } else {
-    std::memset(p, 0, n);
-  }
-}
+enum class Failure { kNone, kShutDown, kNoMemory, kLimit };
 
-void* allocate_impl(const TypeInfo* type, std::size_t count, bool& overflow) noexcept {
-  overflow = false;
-  // count == 1 (every make()) cannot overflow: type->size is a sizeof. Skips a division.
-  if (count > 1 && type->size > (std::size_t{1} << 47) / count) [[unlikely]] {
-    overflow = true;
-    return nullptr;
+// The slot for `count` objects of `type`, zeroed, with its TypeHeader when the type has a
+// destructor and the object is small.
+Failure take(const TypeInfo* type, std::size_t count, std::int64_t max_wait_ns, Slot& out) {
+  // relaxed: a one-way flag (thread_record.hpp); a make() racing with shutdown() may pass.
+  if (g_shut_down.load(std::memory_order_relaxed)) return Failure::kShutDown;
+  ThreadRecord* r = current_record();
+  if (count > 1 && type->size > (std::size_t{1} << 46) / count) return Failure::kNoMemory;
+  const bool typed = type->destroy != nullptr;
+  const std::size_t bytes = type->size * count;
+  const std::size_t align = std::max<std::size_t>(type->align, typed ? alignof(TypeHeader) : 1);
+  const std::size_t prefix = typed ? typed_prefix(type->align) : 0;
+  const unsigned cls = class_for(prefix + bytes, align);
+  const std::size_t slot_bytes = cls == kLargeClass
+                                     ? (bytes + kBlockBytes - 1) / kBlockBytes * kBlockBytes
+                                     : kClassBytes[cls];
+  if (r->heap_limit != 0 && !admit(r, slot_bytes, max_wait_ns)) return Failure::kLimit;
+  if (cls == kLargeClass) {
+    if (!blocks::allocate_large(bytes, type->align, typed ? type : nullptr, count, out))
+      return Failure::kNoMemory;
+    account(r, slot_bytes);
+    return Failure::kNone;
   }
-  std::size_t bytes = type->size * count;
-  std::size_t align = std::max<std::size_t>(type->align, alignof(ObjectHeader));
-  std::size_t prefix = prefix_for(align);
-  char* block = static_cast<char*>(backing::allocate(prefix + scan_span(bytes), align));
-  if (block == nullptr) return nullptr;
+  Cursor& c = r->cursors[cursor_index(cls, typed)];
+  for (;;) {
+    // take_from<> wants the class at compile time; the slow path computes the slot itself.
+    if (c.free != 0) {
+      const unsigned i = static_cast<unsigned>(__builtin_ctzll(c.free));
+      c.free &= c.free - 1;
+      out.memory = c.base + std::size_t{i} * kClassBytes[cls];
+      out.word = c.word;
+      out.bit = std::uint64_t{1} << i;
+      break;
+    }
+    if (!blocks::refill(r, cls, typed)) return Failure::kNoMemory;
+  }
+  account(r, slot_bytes);
 #if defined(__SANITIZE_ADDRESS__)
-  // Tracked objects are reachable only through the runtime's mmap'd survivor table and
-  // logs, which LeakSanitizer does not scan; their lifetime is cmr's to manage (the tests
-  // count live_objects), and garbage awaiting a cycle at exit is not a leak.
-  __lsan_ignore_object(block);
+  __asan_unpoison_memory_region(out.memory, slot_bytes);
 #endif
-  char* object = block + prefix;
-  // Recycled memory may hold stale pointer-like words in padding the constructor never
-  // writes; the conservative scan would keep their targets (and chains behind them) alive.
-  zero_span(object, scan_span(bytes));
-  ObjectHeader* h = header_of(object);
-  h->bytes = bytes;
-  h->type = type;
-  return object;
-}
-
-// Makes sure the next record_allocation() needs no new log chunk, so that running out of
-// memory surfaces here (before construction) rather than after the object was published.
-void reserve_log_entry(ThreadRecord* r) {
-  // relaxed: only this thread writes log_tail and the tail's len (record_allocation).
-  LogChunk* c = r->log_tail.load(std::memory_order_relaxed);
-  if (c->len.load(std::memory_order_relaxed) == kLogChunkEntries) [[unlikely]] grow_log(r);
-}
-
-// make()'s wait at the limit is Options::limit_wait; reading it needs the runtime state,
-// so it stays off the no-limit path.
-[[gnu::noinline]] bool admit_for_make(ThreadRecord* r, std::size_t bytes) {
-  return admit(r, bytes, saturating_ns(rt().options.limit_wait));
+  std::memset(out.memory, 0, slot_bytes);
+  if (typed) {
+    *static_cast<TypeHeader*>(out.memory) = TypeHeader{type, count};
+    out.memory = static_cast<char*>(out.memory) + prefix;
+  }
+  return Failure::kNone;
 }
 
 }  // namespace
 
-void* allocate_object(const TypeInfo* type, std::size_t count) {
-  // relaxed: a one-way flag (thread_record.hpp); a make() racing with shutdown() may pass.
-  if (g_shut_down.load(std::memory_order_relaxed)) [[unlikely]]
-    throw Error("cmr: make() was called after cmr::shutdown()");
-  ThreadRecord* r = tls_record;
-  if (r == nullptr) [[unlikely]] r = current_record();
-  reserve_log_entry(r);
-  if (r->heap_limit != 0 && !admit_for_make(r, type->size * count)) [[unlikely]]
-    throw std::bad_alloc();
-  bool overflow;
-  void* object = allocate_impl(type, count, overflow);
-  if (object == nullptr) throw std::bad_alloc();
-  account(r, header_of(object)->bytes);
-  return object;
+void flush_allocation_count(ThreadRecord* r) {
+  RuntimeState& s = rt();
+  const std::uint64_t total = flush(r);
+  const std::uint64_t threshold = s.trigger_threshold.load(std::memory_order_relaxed);
+  if (total >= threshold && s.collector != nullptr) s.collector->request_automatic_cycle();
+  if (total >= kPaceFactor * threshold) [[unlikely]] pace();
 }
 
-void* try_allocate_object(const TypeInfo* type, std::size_t count,
-                          std::int64_t max_wait_ns) noexcept {
-  if (g_shut_down.load(std::memory_order_relaxed)) return nullptr;
-  ThreadRecord* r;
-  try {
-    r = current_record();
-    reserve_log_entry(r);
-    if (r->heap_limit != 0 && !admit(r, type->size * count, max_wait_ns)) return nullptr;
-  } catch (...) {
-    return nullptr;
+void allocate_slow(const TypeInfo* type, std::size_t count, Slot& out) {
+  switch (take(type, count, saturating_ns(rt().options.limit_wait), out)) {
+    case Failure::kNone:
+      return;
+    case Failure::kShutDown:
+      throw Error("cmr: make() was called after cmr::shutdown()");
+    case Failure::kNoMemory:
+    case Failure::kLimit:
+      throw std::bad_alloc();
   }
-  bool overflow;
-  void* object = allocate_impl(type, count, overflow);
-  if (object != nullptr) account(r, header_of(object)->bytes);
-  return object;
 }
 
-// An object whose constructor threw carries this bit in its header's type pointer
-// (TypeInfo is word-aligned): it is freed like any garbage, but never destroyed.
-constexpr std::uintptr_t kUnbuilt = 1;
-
-static const TypeInfo* type_of(const ObjectHeader* h) noexcept {
-  return reinterpret_cast<const TypeInfo*>(reinterpret_cast<std::uintptr_t>(h->type) &
-                                           ~kUnbuilt);
+bool try_allocate_slow(const TypeInfo* type, std::size_t count, std::int64_t max_wait_ns,
+                       Slot& out) noexcept {
+  try {
+    return take(type, count, max_wait_ns, out) == Failure::kNone;
+  } catch (...) {
+    return false;  // registration failed
+  }
 }
 
-static void release_block(void* object) noexcept {
-  ObjectHeader* h = header_of(object);
-  std::size_t align = std::max<std::size_t>(type_of(h)->align, alignof(ObjectHeader));
-  std::size_t prefix = prefix_for(align);
-  backing::deallocate(static_cast<char*>(object) - prefix, prefix + scan_span(h->bytes),
-                      align);
+void abandon(const Slot& slot) noexcept {
+  const std::size_t bytes = blocks::give_back(slot);
+  // The object never existed for stats(): this thread's totals forget it (its bytes stay
+  // in the trigger count, which only decides when a cycle runs).
+  ThreadRecord* r = tls_record;
+  r->allocated_objects.store(r->allocated_objects.load(std::memory_order_relaxed) - 1,
+                             std::memory_order_relaxed);
+  const std::uint64_t total = r->allocated_bytes.load(std::memory_order_relaxed) - bytes;
+  r->allocated_bytes.store(total, std::memory_order_relaxed);
+  r->flushed_bytes = std::min(r->flushed_bytes, total);
 }
 
-void abandon_object(void* object) noexcept {
-  ObjectHeader* h = header_of(object);
-  // Written by the allocating thread before it drops its guard; the collector reads it
-  // only after a later handshake, whose ack (a release store) publishes it.
-  h->type = reinterpret_cast<const TypeInfo*>(reinterpret_cast<std::uintptr_t>(h->type) |
-                                              kUnbuilt);
-}
-
-std::size_t object_bytes(const void* object) noexcept { return header_of(object)->bytes; }
-
-std::size_t free_object(void* object) noexcept {
-  ObjectHeader* h = header_of(object);
-  std::size_t bytes = h->bytes;
-  const bool built = (reinterpret_cast<std::uintptr_t>(h->type) & kUnbuilt) == 0;
-  const TypeInfo* type = type_of(h);
-  if (built && type->destroy != nullptr) type->destroy(object, bytes / type->size);
-  release_block(object);
-  return bytes;
+void heap_thread_exit(ThreadRecord* r) noexcept {
+  flush(r);
+  blocks::thread_exit(r);
 }
 
 }  // namespace cmr::detail

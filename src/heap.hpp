@@ -1,16 +1,12 @@
-// src/heap.hpp: the tracked heap's allocation and freeing (see heap.cpp).
+// src/heap.hpp: the allocation slow paths' side of the runtime (see heap.cpp).
 #pragma once
 
-#include <cstddef>
-#include <cstdint>
+#include "cmr/detail/thread_record.hpp"
 
 namespace cmr::detail {
 
-// Runs the object's destructor and returns its memory to the backing allocator. Called
-// only by the collector for garbage of a completed cycle. Returns the payload bytes.
-std::size_t free_object(void* object) noexcept;
-
-// Payload bytes of a tracked object (from its header).
-std::size_t object_bytes(const void* object) noexcept;
+// The calling thread is leaving the runtime: its last allocation count is flushed and its
+// blocks lose their owner (blocks.cpp).
+void heap_thread_exit(ThreadRecord* r) noexcept;
 
 }  // namespace cmr::detail

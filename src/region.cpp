@@ -1,9 +1,9 @@
 // src/region.cpp: reserving the tracked heap's address range.
 //
 // The range is one private anonymous mapping, readable and writable but MAP_NORESERVE, so
-// it costs neither memory nor commit charge until pages are touched; the allocators hand
-// pages back with madvise. Invariant: [base, base + size) holds only memory given out by
-// take() (tracked blocks and the allocator's own metadata for them), never the program's.
+// it costs neither memory nor commit charge until pages are touched; the heap hands pages
+// back with madvise. Invariant: [base, base + size) holds only memory given out by take()
+// (tracked blocks), never the program's.
 #include "region.hpp"
 
 #include <sys/mman.h>
@@ -26,7 +26,7 @@ void Region::reserve(std::size_t bytes, std::size_t align, bool huge_pages) {
       if (want <= (std::size_t{1} << 30)) break;
       continue;
     }
-    // Trim to the alignment the allocator needs (mimalloc: its segment size).
+    // Trim to the alignment asked for (2 MiB: huge pages can back whole blocks).
     auto start = reinterpret_cast<std::uintptr_t>(p);
     std::uintptr_t aligned = (start + align - 1) & ~(align - 1);
     if (aligned > start) ::munmap(p, aligned - start);

@@ -1,5 +1,5 @@
-// src/region.hpp: the virtual address range that region-backed allocators carve the
-// tracked heap from (see region.cpp).
+// src/region.hpp: the virtual address range the tracked heap's blocks are carved from
+// (see region.cpp).
 #pragma once
 
 #include <atomic>
@@ -18,6 +18,9 @@ class Region {
   // `at` (optional) asks for exactly that address (jemalloc grows extents in place).
   void* take(std::size_t bytes, std::size_t align, void* at = nullptr) noexcept;
   std::uintptr_t base() const noexcept { return base_; }
+  // The end of what take() has handed out (relaxed: a bound read during the pause; a
+  // thread held in take() leaves the claimed range's records not yet in use).
+  std::uintptr_t next() const noexcept { return next_.load(std::memory_order_relaxed); }
   std::size_t size() const noexcept { return size_; }
   bool contains(const void* p, std::size_t bytes) const noexcept {
     auto a = reinterpret_cast<std::uintptr_t>(p);

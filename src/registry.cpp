@@ -1,9 +1,8 @@
-// src/registry.cpp: the thread registry, guard slots and allocation logs, and the root
-// registry.
+// src/registry.cpp: the thread registry, guard slots, and the root registry.
 //
-// Keeps DESIGN invariant 4 (signal-safe state): slot blocks and log chunks are fully
-// written before they are published by a relaxed store after a signal fence, so a thread
-// paused at any instruction leaves its record consistent for the collector. Registration
+// Keeps DESIGN invariant 4 (signal-safe state): slot blocks are fully written before they
+// are published by a relaxed store after a signal fence, so a thread paused at any
+// instruction leaves its record consistent for the collector. Registration
 // and unregistration take the registry lock, which the collector holds for the whole pause:
 // no thread joins or leaves mid-handshake, and a signal never goes to a thread that left.
 // Never called from the signal handler.
@@ -15,9 +14,9 @@
 #include <cstring>
 #include <new>
 
-#include "backing_allocator.hpp"
 #include "collector.hpp"
 #include "handshake.hpp"
+#include "heap.hpp"
 #include "state.hpp"
 #include "sys.hpp"
 
@@ -30,52 +29,6 @@ namespace {
 
 pthread_key_t g_exit_key;
 pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
-
-// Log chunks come from one reserved range (the chunk arena) so that snapshot isolation can
-// keep them all with a single range: a chunk a thread is about to link into its log when
-// the collector marks the program's memory must not be marked. Consumed chunks go back to
-// a pool instead of munmap (profiled: the collector spent ~5% of its time in munmap, and
-// each fresh chunk paid its page faults again); beyond kChunkPool pooled chunks, their
-// pages but the first (which holds the link) are returned to the kernel.
-constexpr std::size_t kChunkArenaBytes = std::size_t{4} << 30;  // address space only
-constexpr std::size_t kChunkPool = 64;
-std::mutex g_pool_mutex;     // guards everything below
-LogChunk* g_pool = nullptr;  // linked through next
-std::size_t g_pool_size = 0;
-std::uintptr_t g_arena_base = 0, g_arena_next = 0, g_arena_end = 0;
-
-bool in_arena(const void* c) {
-  auto a = reinterpret_cast<std::uintptr_t>(c);
-  return a >= g_arena_base && a < g_arena_end;
-}
-
-LogChunk* new_chunk() {
-  void* p = nullptr;
-  {
-    std::lock_guard lock(g_pool_mutex);
-    if (g_pool != nullptr) {
-      p = g_pool;
-      g_pool = g_pool->next.load(std::memory_order_relaxed);  // relaxed: under the lock
-      --g_pool_size;
-    } else {
-      if (g_arena_base == 0) {
-        if (void* a = sys::map_private(kChunkArenaBytes)) {
-          g_arena_base = g_arena_next = reinterpret_cast<std::uintptr_t>(a);
-          g_arena_end = g_arena_base + kChunkArenaBytes;
-        }
-      }
-      if (g_arena_next != 0 && g_arena_next + sizeof(LogChunk) <= g_arena_end) {
-        p = reinterpret_cast<void*>(g_arena_next);
-        g_arena_next += sys::page_round(sizeof(LogChunk));
-      }
-    }
-  }
-  // Outside the arena only when it is exhausted (128K chunks in use): such chunks are
-  // kept by the collector one by one.
-  if (p == nullptr) p = sys::map_private(sizeof(LogChunk));
-  if (p == nullptr) throw std::bad_alloc();
-  return new (p) LogChunk{};
-}
 
 void unregister_current(void* record) noexcept;
 
@@ -117,9 +70,6 @@ ThreadRecord* register_current() {
   pthread_once(&g_key_once, make_key);
   auto* r = new ThreadRecord();
   try {
-    LogChunk* c = new_chunk();
-    r->log_tail.store(c, std::memory_order_relaxed);
-    r->consumed_chunk = c;
     add_slot_block(r);
   } catch (...) {
     destroy_record(r);
@@ -127,6 +77,9 @@ ThreadRecord* register_current() {
   }
   r->tid = sys::gettid();
   r->heap_limit = rt().options.heap_limit;
+  // relaxed: read by this thread only (shutdown() may clear it later).
+  r->fast_make.store(r->heap_limit == 0 && !g_shut_down.load(std::memory_order_relaxed),
+                     std::memory_order_relaxed);
   // cmr owns its signal: a thread that inherited it blocked (a program that blocks every
   // signal in main before it creates threads, or a thread started by a destructor on the
   // collector's thread) answers the handshake once registered. A thread that blocks it
@@ -154,58 +107,26 @@ ThreadRecord* register_current() {
 // guards held in thread_locals are already gone).
 void unregister_current(void* record) noexcept {
   auto* r = static_cast<ThreadRecord*>(record);
+  // While still registered (held by every handshake, like any allocating thread): once
+  // `alive` is false the next cycle may free the record. Blocks this thread takes after
+  // this (a later thread-exit destructor that allocates) are handed on when the record
+  // is dropped.
+  heap_thread_exit(r);
   {
     std::lock_guard lock(rt().registry_mutex);
-    // The record stays listed until a completed cycle has consumed its log; the collector
-    // frees it then. It is never signalled again.
+    // The record stays listed until the next cycle drops it; it is never signalled again.
     r->alive = false;
   }
-  backing::thread_exit();
   if (tls_record == r) tls_record = nullptr;
 }
 
 }  // namespace
-
-void chunk_pool_after_fork() noexcept {
-  // The program forked while another thread may have held the pool lock: that thread does
-  // not exist in the child.
-  new (&g_pool_mutex) std::mutex();
-}
-
-void release_chunk(LogChunk* c) noexcept {
-  std::lock_guard lock(g_pool_mutex);
-  if (!in_arena(c)) {
-    sys::unmap(c, sizeof(LogChunk));
-    return;
-  }
-  if (g_pool_size >= kChunkPool) {
-    constexpr std::size_t kPage = 4096;
-    ::madvise(reinterpret_cast<char*>(c) + kPage, sys::page_round(sizeof(LogChunk)) - kPage,
-              MADV_DONTNEED);
-  }
-  // relaxed: the pool is guarded by its mutex; nothing else reads a pooled chunk.
-  c->next.store(g_pool, std::memory_order_relaxed);
-  g_pool = c;
-  ++g_pool_size;
-}
-
-bool chunk_arena(std::uintptr_t& begin, std::uintptr_t& end) noexcept {
-  std::lock_guard lock(g_pool_mutex);
-  begin = g_arena_base;
-  end = g_arena_end;
-  return begin != 0;
-}
 
 void destroy_record(ThreadRecord* r) noexcept {
   for (SlotBlock* b = r->slot_blocks.load(std::memory_order_relaxed); b != nullptr;) {
     SlotBlock* next = b->next;
     std::free(b);
     b = next;
-  }
-  for (LogChunk* c = r->consumed_chunk; c != nullptr;) {
-    LogChunk* next = c->next.load(std::memory_order_relaxed);
-    release_chunk(c);
-    c = next;
   }
   std::free(r->free_slots);
   delete r;
@@ -249,22 +170,6 @@ void release_slot_slow(ThreadRecord* owner, std::atomic<void*>* slot) noexcept {
     fatal("a Guard was destroyed on a thread other than the one that created it "
           "(guards are per-thread: move them only within their thread)");
   fatal("guard slot bookkeeping is corrupt (more releases than slots)");
-}
-
-LogChunk* grow_log(ThreadRecord* r) {
-  LogChunk* fresh;
-  try {
-    fresh = new_chunk();
-  } catch (const std::bad_alloc&) {
-    fatal("out of memory while recording a tracked allocation");
-  }
-  LogChunk* old = r->log_tail.load(std::memory_order_relaxed);
-  old->next.store(fresh, std::memory_order_relaxed);
-  // SignalVec: link, then move the tail; a pause between the two leaves the old chunk as
-  // the cut, from which the next cycle follows `next`.
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  r->log_tail.store(fresh, std::memory_order_relaxed);
-  return fresh;
 }
 
 void register_root(RootNode* node) {

@@ -13,7 +13,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "backing_allocator.hpp"
+#include "blocks.hpp"
 #include "collector.hpp"
 #include "handshake.hpp"
 #include "state.hpp"
@@ -75,18 +75,25 @@ void stop_at_exit() noexcept {
 
 // The child of a program's own fork() has no collector thread and none of the other
 // threads; collection there is refused with a clear error rather than hanging.
-void atfork_prepare() noexcept { rt().registry_mutex.lock(); }
-void atfork_parent() noexcept { rt().registry_mutex.unlock(); }
-void atfork_child() noexcept {
+// The heap lock is taken too, so that the child's copy of the heap's lists is whole.
+void atfork_prepare() noexcept {
+  rt().registry_mutex.lock();
+  blocks::before_fork();
+}
+void atfork_parent() noexcept {
+  blocks::after_fork_parent();
   rt().registry_mutex.unlock();
-  chunk_pool_after_fork();
+}
+void atfork_child() noexcept {
+  blocks::after_fork_child();
+  rt().registry_mutex.unlock();
   rt().in_forked_child = true;
 }
 
 void init_locked(const Options& options, bool implicit) {
   RuntimeState& s = rt();
   validate(options);
-  backing::init(options.heap_reserve, options.huge_pages);
+  blocks::init(options.heap_reserve, options.huge_pages);
   handshake::install(options.signal);
   s.options = options;
   s.implicit_init = implicit;
@@ -152,6 +159,12 @@ void shutdown() {
   // in Collector::collect and returns false, and no cycle starts after shutdown() returns.
   // relaxed: a one-way flag; see thread_record.hpp.
   g_shut_down.store(true, std::memory_order_relaxed);
+  {
+    // make()'s inline path checks its own record only: send every thread to the slow path,
+    // which refuses. relaxed: a make racing with shutdown() may pass, as documented.
+    std::lock_guard registry(s.registry_mutex);
+    for (ThreadRecord* r : s.records) r->fast_make.store(false, std::memory_order_relaxed);
+  }
   s.phase.store(Phase::kShutDown, std::memory_order_release);
   if (!s.in_forked_child) s.collector->stop();
 }
@@ -169,7 +182,7 @@ bool collect() {
 Stats stats() {
   using namespace detail;
   Stats out;
-  out.allocator = backing::name();
+  out.allocator = CMR_ALLOCATOR_NAME;
   RuntimeState& s = rt();
   if (s.phase.load(std::memory_order_acquire) == Phase::kUninitialised) return out;
   s.collector->fill(out);

@@ -5,62 +5,70 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cmr/detail/heap_layout.hpp"
 #include "cmr/detail/hooks.hpp"
-#include "cmr/detail/thread_record.hpp"
 
 namespace cmr::detail {
 
-// Entries [first_index, ...) of `first`, following `next`, up to entry `last_len` of
-// `last`: one thread's allocations since its last completed cycle.
-struct LogRange {
-  LogChunk* first;
-  std::size_t first_index;
-  LogChunk* last;
-  std::size_t last_len;
+// One word of a block's garbage: slots that were candidates at the cut and that nothing
+// reachable points into. For a large object's span, word 0 bit 0.
+struct GarbageWord {
+  std::uint32_t block;
+  std::uint32_t word;
+  std::uint64_t bits;
 };
 
-// The answer, in a mapping shared with the parent. The child fills `entries` with every
-// candidate in ascending address order, bit 0 set on the reachable ones, then stores
-// `complete` last.
+// The answer, in a mapping shared with the parent and kept across cycles. The child fills
+// `entries` in ascending (block, word) order, then stores `complete` last.
 struct ScanResult {
   std::atomic<std::uint32_t> complete;
   std::uint32_t epoch;
-  std::uint64_t count;
-  std::uint64_t reachable;
+  std::uint64_t count;            // entries written
+  std::uint64_t candidates;       // candidate objects at the cut
+  std::uint64_t reachable;        // of those, marked
+  std::uint64_t reachable_bytes;  // their slot bytes
   std::uint64_t words_scanned;
   std::int64_t scan_ns;
-  std::uint64_t dense;  // 1: the dense (bitmap) index answered; 0: the sorted table
   // 0 until the parent has released the paused threads (snapshot::start): the child waits
   // for it, so it never takes the collector's CPU while the threads are held.
   std::atomic<std::uint32_t> started;
   std::uint32_t unused;
   std::int64_t began_ns;  // CLOCK_MONOTONIC when the child passed that wait
-  std::uintptr_t* entries() noexcept { return reinterpret_cast<std::uintptr_t*>(this + 1); }
+  std::uint64_t reserved;  // keeps the entries 16-byte aligned
+  GarbageWord* entries() noexcept { return reinterpret_cast<GarbageWord*>(this + 1); }
   static std::size_t bytes_for(std::size_t count) noexcept {
-    return sizeof(ScanResult) + count * sizeof(std::uintptr_t);
+    return sizeof(ScanResult) + count * sizeof(GarbageWord);
   }
 };
 static_assert(sizeof(ScanResult) % 16 == 0);
 
-// Everything the child reads besides the tracked objects themselves, all in memory the
-// runtime owns (never the program's own data structures).
-struct ScanPlan {
-  const std::uintptr_t* survivors;  // sorted, no tag bits: live objects of earlier cycles
-  std::size_t survivor_count;
-  const LogRange* ranges;
-  std::size_t range_count;
-  std::size_t new_count;            // total entries over all ranges
-  const std::uintptr_t* roots;      // guard slot and Root values copied during the pause
-  std::size_t root_count;
-  ScanResult* result;               // shared; room for survivor_count + new_count entries
-  std::uint32_t epoch;
-  TestFaults faults;
+// Faults the tests inject into the child (never set in production).
+struct ChildFaults {
+  bool crash = false;       // dies of SIGKILL before answering
+  bool hang = false;        // sleeps past scan_timeout
+  bool exit_early = false;  // exits 0 without marking its answer complete
+  const volatile char* reads = nullptr;  // reads this address first (program memory)
 };
 
-// Runs the mark phase: collects the candidates, sorts them, marks everything reachable
-// from the roots through conservatively scanned candidates, and completes `plan.result`.
-// Uses only memory it maps itself; never allocates, locks, or touches program state other
-// than the tracked objects. Returns false if it could not map its scratch memory.
+// Everything the child reads besides the tracked heap itself, all in memory the runtime
+// owns (never the program's own data structures).
+struct ScanPlan {
+  std::uintptr_t heap_base;
+  const BlockMeta* blocks;     // the block table
+  std::uint32_t block_count;   // records [0, block_count) are looked at
+  const std::uintptr_t* roots; // guard slot and Root values copied during the pause
+  std::size_t root_count;
+  ScanResult* result;          // shared; room for `capacity` entries
+  std::size_t capacity;
+  std::uint32_t epoch;
+  ChildFaults faults;
+};
+
+// Runs the mark phase: marks every candidate reachable from the roots, scanning each
+// reached object's slot conservatively, then lists the unmarked candidates per bitmap
+// word. Uses only memory it maps itself; never allocates, locks, or touches program state
+// other than the tracked heap. Returns false if it could not answer (no scratch memory,
+// an answer that would not fit).
 bool scan(const ScanPlan& plan) noexcept;
 
 // The child's entry point: scan, then _exit through the raw system call.

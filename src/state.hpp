@@ -31,7 +31,7 @@ struct RuntimeState {
 
   // ---- registry (under registry_mutex) ----
   std::mutex registry_mutex;
-  std::vector<ThreadRecord*> records;  // alive, plus dead ones whose log is not consumed
+  std::vector<ThreadRecord*> records;  // alive, plus dead ones not yet dropped by a cycle
   RootNode roots;                      // sentinel of the circular root list
   std::size_t root_count = 0;
   std::uint64_t dead_allocated_objects = 0;  // totals of freed records
@@ -70,16 +70,8 @@ void diagnose(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // Registers the calling thread if it is not yet (src/registry.cpp).
 ThreadRecord* current_record();
 
-// Gives a consumed log chunk back for reuse by any thread (registry.cpp).
-void release_chunk(LogChunk* c) noexcept;
-// In the child of a program fork: makes the chunk pool usable again.
-void chunk_pool_after_fork() noexcept;
-// The address range log chunks are carved from (false before the first chunk); chunks
-// outside it exist only once it is exhausted. The range never changes once set.
-bool chunk_arena(std::uintptr_t& begin, std::uintptr_t& end) noexcept;
-
-// Frees a thread record and everything it owns; the caller holds the registry lock and
-// has consumed its log.
+// Frees a thread record and everything it owns; the caller holds the registry lock, and
+// the record's blocks were handed on (blocks::thread_exit).
 void destroy_record(ThreadRecord* r) noexcept;
 
 }  // namespace cmr::detail

@@ -1,12 +1,12 @@
-// tests/core/allocator_test.cpp: the backing allocator keeps its promises.
+// tests/core/allocator_test.cpp: the tracked heap keeps its promises, and snapshot
+// isolation keeps the program's memory out of the scanner child.
 //
-// With a region-backed allocator (jemalloc, mimalloc) every tracked block lies inside the
-// reserved region and the program's own allocations never do, across threads, sizes,
-// alignments and reuse after cycles: the pause work (copying only the region into the
-// scanner) and the scanner's dense index both rely on it. With system malloc there is no
-// region. The scanner must use its O(1) index for a region-backed heap. Snapshot isolation
-// (issue 6) keeps the program's memory out of the child, never out of the program's own
-// fork() children, and leaves the program's own fork flags exactly as it found them.
+// Every tracked object lies inside the reserved region (the child needs only the region
+// and the block table), whatever thread, size, alignment or reuse; the program's own
+// allocations never do. Freed slots come back to the thread that allocates, so a steady
+// churn reuses memory instead of carving more. Snapshot isolation keeps the program's
+// memory out of the child, never out of the program's own fork() children, and leaves
+// the program's own fork flags exactly as it found them.
 #include <gtest/gtest.h>
 
 #include <cmr/cmr.hpp>
@@ -22,10 +22,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <thread>
 #include <vector>
 
-#include "backing_allocator.hpp"
+#include "blocks.hpp"
 #include "cmr/detail/hooks.hpp"
 
 namespace {
@@ -35,80 +36,146 @@ struct alignas(Align) Blob {
   unsigned char bytes[Bytes];
 };
 
-bool in_region(const void* p) {
-  const auto r = cmr::detail::backing::region();
+bool in_region(const void* p, std::size_t bytes = 1) {
+  const auto r = cmr::detail::blocks::range();
   const auto a = reinterpret_cast<std::uintptr_t>(p);
-  return r.size != 0 && a >= r.base && a < r.base + r.size;
+  return r.size != 0 && a >= r.base && a + bytes <= r.base + r.size;
 }
+
+template <class T>
+bool aligned(const T* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % alignof(T) == 0;
+}
+
+struct Typed {  // a destructor: its slots carry a TypeHeader
+  ~Typed() { value = 0; }
+  std::uint64_t value = 1;
+};
 
 // Allocates a mix of tracked objects, half kept in Roots, and checks where they landed.
 void allocate_and_check(std::vector<cmr::Root<Blob<24>>>& keep, int rounds) {
-  const bool region = cmr::detail::backing::region().size != 0;
   for (int i = 0; i < rounds; ++i) {
     cmr::Guard<Blob<24>> g24;
     cmr::Guard<Blob<200, 64>> g200;
-    cmr::Guard<Blob<9000>> gbig;
+    cmr::Guard<Blob<9000>> g9000;
+    cmr::Guard<Blob<100000>> glarge;
+    cmr::Guard<Blob<64, 4096>> gpage;
     cmr::Guard<Blob<24>> arr;
+    cmr::Guard<Typed> gtyped;
     auto* a = cmr::make<Blob<24>>(g24);
     auto* b = cmr::make<Blob<200, 64>>(g200);
-    auto* c = i % 16 == 0 ? cmr::make<Blob<9000>>(gbig) : nullptr;
+    auto* c = i % 16 == 0 ? cmr::make<Blob<9000>>(g9000) : nullptr;
+    auto* l = i % 64 == 0 ? cmr::make<Blob<100000>>(glarge) : nullptr;
+    auto* p = i % 32 == 0 ? cmr::make<Blob<64, 4096>>(gpage) : nullptr;
     auto* d = cmr::make_array<Blob<24>>(arr, 1 + i % 40);
-    ASSERT_EQ(reinterpret_cast<std::uintptr_t>(b) % 64, 0u);
-    void* own = std::malloc(24 + i % 300);  // the program's allocation, interleaved
-    if (region) {
-      ASSERT_TRUE(in_region(a) && in_region(b) && in_region(d)) << "a tracked block outside";
-      if (c != nullptr) {
-        ASSERT_TRUE(in_region(c));
-      }
-      ASSERT_FALSE(in_region(own)) << "malloc() served from the tracked region";
+    auto* t = cmr::make<Typed>(gtyped);
+    ASSERT_TRUE(aligned(a) && aligned(b) && aligned(d) && aligned(t));
+    ASSERT_TRUE(in_region(a, 24) && in_region(b, 200) && in_region(d, 24 * (1 + i % 40)) &&
+                in_region(t, sizeof(Typed)))
+        << "a tracked object outside the region";
+    if (c != nullptr) {
+      ASSERT_TRUE(in_region(c, 9000) && aligned(c));
     }
+    if (l != nullptr) {
+      ASSERT_TRUE(in_region(l, 100000) && aligned(l));
+    }
+    if (p != nullptr) {
+      ASSERT_TRUE(in_region(p, 64) && aligned(p));
+    }
+    ASSERT_EQ(t->value, 1u);
+    void* own = std::malloc(24 + i % 300);  // the program's allocation, interleaved
+    ASSERT_FALSE(in_region(own)) << "malloc() served from the tracked region";
     std::free(own);
     if (i % 2 == 0) keep[static_cast<std::size_t>(i) % keep.size()].store(a);
   }
 }
 
-TEST(Allocator, ReportsTheConfiguredBacking) {
+TEST(Heap, ReportsTheConfiguredMalloc) {
   EXPECT_STREQ(cmr::stats().allocator, CMR_EXPECTED_ALLOCATOR);  // before init too
   cmr::init();
-  EXPECT_STREQ(cmr::detail::backing::name(), CMR_EXPECTED_ALLOCATOR);
-  const bool region = cmr::detail::backing::region().size != 0;
-  EXPECT_EQ(region, std::strcmp(CMR_EXPECTED_ALLOCATOR, "system") != 0);
+  EXPECT_STREQ(cmr::stats().allocator, CMR_EXPECTED_ALLOCATOR);
+  EXPECT_NE(cmr::detail::blocks::range().size, 0u);
 }
 
-TEST(Allocator, TrackedBlocksStayInTheRegionAcrossThreadsAndReuse) {
+TEST(Heap, TrackedObjectsStayInTheRegionAcrossThreadsSizesAndReuse) {
   std::vector<cmr::Root<Blob<24>>> keep(500);
   for (int cycle = 0; cycle < 3; ++cycle) {
     std::vector<std::thread> threads;
     for (int t = 0; t < 4; ++t) threads.emplace_back([&] { allocate_and_check(keep, 3000); });
     for (auto& t : threads) t.join();
-    // Freed blocks are reused by later rounds: they must still come from the region.
+    // Freed slots are reused by later rounds: they must still come from the region.
     ASSERT_TRUE(cmr::collect());
   }
   const cmr::Stats s = cmr::stats();
   EXPECT_GT(s.objects_freed, 10000u);
   for (auto& r : keep) {
-    if (r.load() != nullptr && cmr::detail::backing::region().size != 0) {
+    if (r.load() != nullptr) {
       EXPECT_TRUE(in_region(r.load()));
     }
     r.store(nullptr);
   }
 }
 
-TEST(Allocator, ARegionBackedHeapIsScannedWithTheDenseIndex) {
-  // A handful of candidates spread over a large span is cheaper to sort than to index;
-  // thousands in a region must get the bitmap.
-  std::vector<cmr::Root<Blob<24>>> keep(64);
+// Garbage freed by a cycle comes back to the thread that allocates: a second round of the
+// same allocations after a cycle lands in the slots of the first, and carves nothing new.
+TEST(Heap, FreedSlotsComeBackToTheThreadThatAllocates) {
   ASSERT_TRUE(cmr::collect());
-  allocate_and_check(keep, 2000);
-  const cmr::Stats before = cmr::stats();
-  ASSERT_TRUE(cmr::collect());
-  const cmr::Stats after = cmr::stats();
-  EXPECT_GE(after.last_candidates, 6000u);
-  if (cmr::detail::backing::region().size != 0) {
-    EXPECT_EQ(after.dense_scans - before.dense_scans, after.cycles - before.cycles)
-        << "a region-backed heap fell back to the sorted table";
+  constexpr int kObjects = 20000;
+  std::set<const void*> first;
+  {
+    cmr::Guard<Blob<48>> g;
+    for (int i = 0; i < kObjects; ++i) first.insert(cmr::make<Blob<48>>(g));
   }
-  for (auto& r : keep) r.store(nullptr);
+  ASSERT_TRUE(cmr::collect());
+  const std::uint32_t carved = cmr::detail::blocks::carved();
+  int reused = 0;
+  {
+    cmr::Guard<Blob<48>> g;
+    for (int i = 0; i < kObjects; ++i) reused += first.count(cmr::make<Blob<48>>(g)) != 0 ? 1 : 0;
+  }
+  EXPECT_GE(reused, kObjects * 9 / 10) << "freed slots were not reused";
+  EXPECT_EQ(cmr::detail::blocks::carved(), carved) << "the second round carved new blocks";
+  ASSERT_TRUE(cmr::collect());
+}
+
+// A block changes hands three times: thread A fills it with objects that need a
+// destructor and exits holding one (the block becomes adoptable), a cycle empties it (it
+// goes to the pool), thread B takes it for plain objects and exits holding one (adoptable
+// again, for the other kind). Thread C, allocating A's kind, must not adopt it: objects
+// placed in a block of the wrong kind would be freed without their destructor.
+std::atomic<int> g_counted_made{0}, g_counted_destroyed{0};
+struct Counted {
+  Counted() { g_counted_made.fetch_add(1); }
+  ~Counted() { g_counted_destroyed.fetch_add(1); }
+  std::uint64_t payload[2] = {};
+};
+static_assert(sizeof(Counted) + 16 == 32);  // typed slots of 32 bytes, as Blob<32>'s
+
+TEST(Heap, AnEmptiedOrphanBlockIsNeverAdoptedAsTheKindItWasBefore) {
+  ASSERT_TRUE(cmr::collect());
+  cmr::Root<Counted> keep_a;
+  std::thread([&] {
+    cmr::Guard<Counted> g;
+    keep_a.store(cmr::make<Counted>(g));
+    for (int i = 0; i < 100; ++i) cmr::make<Counted>(g);
+  }).join();
+  keep_a.store(nullptr);
+  ASSERT_TRUE(cmr::collect());  // A's block is empty now: back to the pool
+  cmr::Root<Blob<32>> keep_b;
+  std::thread([&] {
+    cmr::Guard<Blob<32>> g;
+    keep_b.store(cmr::make<Blob<32>>(g));
+  }).join();
+  const int made_before = g_counted_made.load(), destroyed_before = g_counted_destroyed.load();
+  std::thread([&] {
+    cmr::Guard<Counted> g;
+    for (int i = 0; i < 1000; ++i) cmr::make<Counted>(g);
+  }).join();
+  ASSERT_TRUE(cmr::collect());
+  EXPECT_EQ(g_counted_destroyed.load() - destroyed_before, g_counted_made.load() - made_before)
+      << "objects were freed without their destructor";
+  keep_b.store(nullptr);
+  ASSERT_TRUE(cmr::collect());
 }
 
 }  // namespace
@@ -117,7 +184,7 @@ namespace {
 
 // With isolation, the scanner child holds only the tracked region and the runtime's
 // buffers: a child that reads the program's own memory faults, and its cycle frees
-// nothing. Without a region there is no isolation, and the same read succeeds.
+// nothing. Without isolation (the sanitizer build), the same read succeeds.
 TEST(Isolation, AChildThatReadsProgramMemoryFailsSafely) {
   const std::size_t bytes = std::size_t{16} << 20;
   auto* program = static_cast<char*>(
@@ -133,7 +200,6 @@ TEST(Isolation, AChildThatReadsProgramMemoryFailsSafely) {
     cmr::make<Blob<24>>(g);  // garbage once the guard is gone
   }
   const cmr::Stats before = cmr::stats();
-  EXPECT_EQ(before.snapshot_isolated, cmr::detail::backing::region().size != 0);
   cmr::detail::g_test_faults.child_reads = program + bytes / 2;
   const bool ok = cmr::collect();
   cmr::detail::g_test_faults.child_reads = nullptr;

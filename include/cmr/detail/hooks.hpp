@@ -28,7 +28,6 @@ struct TestFaults {
   bool child_crash = false; // the scanner child dies of SIGSEGV before answering
   bool child_hang = false;  // the scanner child sleeps past scan_timeout
   bool child_exit_early = false;  // the child exits 0 without marking its answer complete
-  bool skip_handshake_wait = false;  // (mutation checks) do not wait for the threads
   // The handler makes a system call that fails (as a futex wait racing with the release
   // does, setting errno to EAGAIN), so tests can see whether errno is restored.
   bool handler_fails_a_syscall = false;

@@ -1,9 +1,10 @@
 // cmr/detail/thread_record.hpp: the per-thread state that the inline fast paths touch.
 //
 // Each registered thread owns one ThreadRecord. The guard and make fast paths write only
-// their own record, with no fence and no read-modify-write: the collector reads a record
-// only while its thread is paused in the handshake handler, and the handler's release store
-// of `acked_epoch` (src/handshake.cpp) is what makes these plain writes visible to it.
+// their own record and their own blocks' alloc words, with no fence and no
+// read-modify-write: the collector reads them only while the thread is paused in the
+// handshake handler, and the handler's release store of `acked_epoch` (src/handshake.cpp)
+// is what makes these plain writes visible to it.
 //
 // Signal safety (DESIGN invariant 4): the handler may interrupt any instruction below, so
 // every structure is kept readable at every point, the SignalVec way: write the element,
@@ -15,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cmr/detail/heap_layout.hpp"
 #include "cmr/detail/object.hpp"
 
 namespace cmr::detail {
@@ -28,31 +30,31 @@ struct SlotBlock {
   SlotBlock* next;  // older block; written before the block is published
 };
 
-// The allocation log: a chain of chunks the thread appends to, read by the scanner child.
-// Only the tail chunk is written; a chunk is linked only when full, so every chunk but the
-// tail holds exactly kLogChunkEntries entries. Entries are log_entry() values: the
-// object's address, flagged kLargeEntry when it is large (object.hpp).
-inline constexpr std::size_t kLogChunkEntries = 4094;
-struct LogChunk {
-  std::atomic<LogChunk*> next;
-  std::atomic<std::size_t> len;
-  void* entries[kLogChunkEntries];
-};
-
 struct ThreadRecord {
-  // ---- written only by the owning thread (the fast path) ----
+  // ---- written only by the owning thread (the fast paths) ----
   std::atomic<void*>** free_slots = nullptr;  // stack of unused slots of this thread
   std::uint32_t free_count = 0;
   std::uint32_t free_capacity = 0;  // == number of slots owned, so pushes never overflow
-  std::atomic<LogChunk*> log_tail{nullptr};
+  // make() may take its inline path: false with Options::heap_limit (every allocation is
+  // admitted) and after shutdown() (make throws). Written at registration and by shutdown.
+  std::atomic<bool> fast_make{true};
   std::atomic<SlotBlock*> slot_blocks{nullptr};
-  std::uint64_t pending_bytes = 0;  // allocated, not yet added to the global trigger count
-  // Options::heap_limit, copied at registration (options never change once the runtime
-  // runs), so that make() needs no call into the runtime state when there is no limit.
-  std::uint64_t heap_limit = 0;
-  // Totals for stats(); stored (not RMW'd) by the owner, read relaxed by stats().
+  // Totals for stats(); stored (not RMW'd) by the owner, read relaxed by stats(). Bytes are
+  // slot bytes: what the objects occupy in the tracked heap.
   std::atomic<std::uint64_t> allocated_objects{0};
   std::atomic<std::uint64_t> allocated_bytes{0};
+  std::uint64_t flush_at = 0;  // allocated_bytes at which the next batch is counted globally
+  std::uint64_t flushed_bytes = 0;  // allocated_bytes already added to the global count
+  // Options::heap_limit, copied at registration (options never change once the runtime
+  // runs).
+  std::uint64_t heap_limit = 0;
+  Cursor cursors[kCursors];
+
+  // ---- the thread's blocks (src/blocks.cpp) ----
+  std::uint32_t owned_head = kNoBlock;      // every block this thread owns
+  std::uint32_t avail_head[kCursors];       // owned blocks with free slots, per cursor
+  // Blocks the collector freed slots in, pushed by the collector, taken by the owner.
+  std::atomic<std::uint32_t> returned_head{kNoBlock};
 
   // ---- handshake (src/handshake.cpp) ----
   alignas(64) std::atomic<std::uint32_t> acked_epoch{0};
@@ -62,10 +64,10 @@ struct ThreadRecord {
   bool alive = true;        // false once the thread unregistered
   bool gone = false;        // tgkill reported the thread no longer exists
   bool detached = false;    // inside exec(): never signalled (src/exec_guard.cpp)
-  LogChunk* consumed_chunk = nullptr;  // first log entry not yet covered by a completed cycle
-  std::size_t consumed_index = 0;
-  LogChunk* cut_chunk = nullptr;  // the in-flight cycle's end of this thread's log
-  std::size_t cut_len = 0;
+
+  ThreadRecord() {
+    for (auto& h : avail_head) h = kNoBlock;
+  }
 };
 
 // The calling thread's record, or null before registration. __thread with initial-exec:
@@ -86,7 +88,6 @@ std::atomic<void*>* acquire_slot_or_die(ThreadRecord*& owner) noexcept;
 // handshake); after shutdown() it does nothing, since no cycle runs any more.
 void register_root_writer() noexcept;
 void release_slot_slow(ThreadRecord* owner, std::atomic<void*>* slot) noexcept;
-LogChunk* grow_log(ThreadRecord* record);
 
 inline std::atomic<void*>* acquire_slot(ThreadRecord*& owner) {
   ThreadRecord* r = tls_record;
@@ -114,24 +115,6 @@ inline void release_slot(ThreadRecord* owner, std::atomic<void*>* slot) noexcept
     return;
   }
   release_slot_slow(owner, slot);
-}
-
-// Records a constructed, already guarded object as a collection candidate (DESIGN
-// invariant 2: the caller published it in a guard first).
-inline void record_allocation(void* object) {
-  ThreadRecord* r = tls_record;
-  // relaxed: only this thread writes log_tail and the tail's len.
-  LogChunk* c = r->log_tail.load(std::memory_order_relaxed);
-  std::size_t n = c->len.load(std::memory_order_relaxed);
-  if (n == kLogChunkEntries) [[unlikely]] {
-    c = grow_log(r);
-    n = 0;
-  }
-  c->entries[n] = reinterpret_cast<void*>(log_entry(object));
-  // SignalVec: the entry is in place before the length covers it; pairs with the collector
-  // reading len during the pause.
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  c->len.store(n + 1, std::memory_order_relaxed);
 }
 
 }  // namespace cmr::detail

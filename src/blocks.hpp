@@ -1,0 +1,66 @@
+// src/blocks.hpp: the tracked heap's blocks: the region they are carved from, the table of
+// block records, who owns each block, and how slots come back for reuse (see blocks.cpp).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cmr/detail/heap_layout.hpp"
+#include "cmr/detail/thread_record.hpp"
+
+namespace cmr::detail::blocks {
+
+struct HeapRange {
+  std::uintptr_t base = 0;
+  std::size_t size = 0;               // reserved bytes
+  const BlockMeta* table = nullptr;   // one record per block of the region
+  std::size_t table_bytes = 0;
+};
+
+// Reserves the region and maps the block table. Throws cmr::Error with the reason.
+void init(std::size_t reserve_bytes, bool huge_pages);
+bool initialised() noexcept;
+HeapRange range() noexcept;
+// Blocks ever carved from the region: every block record the scanner must look at. Read
+// during the pause (a thread held mid-carve leaves a record whose state is still free).
+std::uint32_t carved() noexcept;
+
+BlockMeta& meta(std::uint32_t block) noexcept;
+char* block_base(std::uint32_t block) noexcept;
+std::uint32_t block_of(const void* p) noexcept;
+
+// ---- the owner's side ----
+// Gives the cursor for (cls, typed) a word with free slots: the rest of its block, a block
+// the collector returned slots in, an orphaned block to adopt, a pooled or a fresh block.
+// False when the region is exhausted.
+bool refill(ThreadRecord* r, unsigned cls, bool typed) noexcept;
+// A constructor threw: the slot's alloc bit is cleared (the caller still guards it).
+// Returns the slot bytes (the span's, for a large object).
+std::size_t give_back(const Slot& s) noexcept;
+// The thread is exiting: its blocks lose their owner. Free slots and pending frees are
+// folded; empty blocks go to the pool, the others can be adopted by allocating threads.
+void thread_exit(ThreadRecord* r) noexcept;
+
+// ---- large objects: spans of whole blocks ----
+// A zeroed span for `bytes` aligned to `align`, with its type (null: none to destroy).
+bool allocate_large(std::size_t bytes, std::size_t align, const TypeInfo* type,
+                    std::uint64_t count, Slot& out) noexcept;
+
+// ---- the collector's side (never while threads are held) ----
+// Slots of `block` (a small block) whose objects were destroyed: makes them reusable.
+// `words[i]` is the bitmap of word `index[i]`. Returns nothing; the caller counted them.
+struct FreedWord {
+  std::uint32_t word;
+  std::uint64_t bits;
+};
+void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) noexcept;
+// A large object whose destructor (if any) ran: its span goes back to the heap.
+void release_large(std::uint32_t head) noexcept;
+
+// Around a program's fork(): the heap lock is held across it, so the child's copy of the
+// lists is whole; in the child it is made anew (the threads that waited for it are gone).
+void before_fork() noexcept;
+void after_fork_parent() noexcept;
+void after_fork_child() noexcept;
+
+}  // namespace cmr::detail::blocks
