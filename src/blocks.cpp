@@ -30,11 +30,13 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #endif
 
+#include "cmr/detail/hooks.hpp"
 #include "cmr/runtime.hpp"
 #include "region.hpp"
 #include "sys.hpp"
@@ -155,10 +157,16 @@ void pool_locked(std::uint32_t b) noexcept {
   g_pool = b;
 }
 
-// The owner gives an empty block back to the pool.
+// The owner gives an empty block back to the pool. Decided under the heap lock, which the
+// collector holds from its freed-bit update to its push: a block the collector queued
+// again after this thread dequeued it (its fold may already have seen those bits, and
+// found it empty) stays owned, and the next drain pools it. A pooled block is never on a
+// returned queue.
 void release_empty(ThreadRecord* r, std::uint32_t b) noexcept {
-  unlink_owned(r, b);
   std::lock_guard lock(g_lock);
+  // relaxed: under the heap lock, which orders it with release_slots' exchange.
+  if (meta(b).queued.load(std::memory_order_relaxed) != 0) return;
+  unlink_owned(r, b);
   pool_locked(b);
 }
 
@@ -190,9 +198,11 @@ void drain_returned(ThreadRecord* r) noexcept {
     BlockMeta& m = meta(b);
     const std::uint32_t next = m.next_returned;
     // seq_cst, before the fold reads `freed`: pairs with release_slots, which sets freed
-    // bits and then exchanges `queued`. Either the fold sees those bits, or the collector
-    // sees queued == 0 and pushes the block again: no freed slot is stranded.
+    // bits and then exchanges `queued`. The fold sees those bits, or the collector sees
+    // queued == 0 and pushes the block again, or both (then the block is on the queue once
+    // more, and release_empty keeps it): no freed slot is stranded.
     m.queued.store(0, std::memory_order_seq_cst);
+    CMR_DETAIL_HOOK_IN_LIBRARY(heap_dequeued);
     fold(m);
     classify(r, b);
     b = next;
@@ -271,12 +281,17 @@ bool next_word(Cursor& c, unsigned cls) noexcept {
 // Under the heap lock: takes `n` contiguous blocks aligned to `align` bytes, from a free
 // span when one is large enough (the rest stays free), else from the region.
 std::uint32_t take_span_locked(std::uint32_t n, std::size_t align) noexcept {
+  if (align < kBlockBytes) align = kBlockBytes;
+  if (n == 1 && g_pool != kNoBlock) {  // an empty block serves a one-block span
+    const std::uint32_t b = g_pool;
+    g_pool = meta(b).next;
+    return b;
+  }
   std::uint32_t* link = &g_free_spans;
-  const std::uint32_t step = static_cast<std::uint32_t>(align / kBlockBytes);
   while (*link != kNoBlock) {
     const std::uint32_t b = *link;
     BlockMeta& m = meta(b);
-    if (m.span >= n && (step <= 1 || b % step == 0)) {
+    if (m.span >= n && reinterpret_cast<std::uintptr_t>(block_base(b)) % align == 0) {
       *link = m.next;
       if (m.span > n) {  // the remainder stays a free span
         const std::uint32_t rest = b + n;
@@ -289,7 +304,7 @@ std::uint32_t take_span_locked(std::uint32_t n, std::size_t align) noexcept {
     }
     link = &m.next;
   }
-  void* p = g_region.take(n * kBlockBytes, align < kBlockBytes ? kBlockBytes : align);
+  void* p = g_region.take(n * kBlockBytes, align);
   if (p == nullptr) return kNoBlock;
   const std::uint32_t b = block_of(p);
   for (std::uint32_t i = 0; i < n; ++i) new (&g_table[b + i]) BlockMeta();
@@ -366,6 +381,12 @@ std::size_t give_back(const Slot& s) noexcept {
   const std::size_t size = kClassBytes[m.cls];
   const std::size_t offset = static_cast<std::size_t>(static_cast<char*>(s.memory) - block_base(b));
   poison(block_base(b) + offset / size * size, size);
+  // Free again now: back into the cursor's word if it is the current one, else the block
+  // is looked at again (the cursor has moved past it, and no cycle will list it).
+  ThreadRecord* r = tls_record;
+  Cursor& c = r->cursors[cursor_index(m.cls, m.typed != 0)];
+  if (c.word == s.word) c.free |= s.bit;
+  else classify(r, b);
   return size;
 }
 
@@ -402,6 +423,7 @@ bool allocate_large(std::size_t bytes, std::size_t align, const TypeInfo* type,
     for (std::uint32_t i = 1; i < n; ++i) {
       BlockMeta& t = meta(b + i);
       t.span = i;
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the distance before the state
       t.state.store(kBlockLargeTail, std::memory_order_relaxed);  // relaxed: see pool_locked
     }
     BlockMeta& h = meta(b);
@@ -466,9 +488,89 @@ void release_large(std::uint32_t head) noexcept {
   h.alloc[0].store(0, std::memory_order_relaxed);
   h.freed[0].store(0, std::memory_order_relaxed);
   h.large_type = nullptr;
+  if (n == 1) {
+    h.owner = nullptr;
+    h.next = g_pool;
+    g_pool = head;
+    return;
+  }
   h.span = n;
   h.next = g_free_spans;
   g_free_spans = head;
+}
+
+std::string audit(ThreadRecord* const* owners, std::size_t count) {
+  std::lock_guard lock(g_lock);
+  const std::uint32_t n = carved();
+  std::vector<char> where(n, 0);  // 0 nowhere, 1 pool, 2 adoptable, 3 owned, 4 large/free span
+  auto say = [](const char* what, std::uint32_t b) {
+    return std::string(what) + " (block " + std::to_string(b) + ")";
+  };
+  auto bits_zero = [](const BlockMeta& m) {
+    for (std::size_t w = 0; w < kBitmapWords; ++w)
+      if (m.alloc[w].load(std::memory_order_relaxed) != 0 ||
+          m.freed[w].load(std::memory_order_relaxed) != 0)
+        return false;
+    return true;
+  };
+  std::size_t steps = 0;
+  for (std::uint32_t b = g_pool; b != kNoBlock; b = meta(b).next) {
+    if (b >= n || ++steps > n) return say("the pool runs outside the table or loops", b);
+    const BlockMeta& m = meta(b);
+    if (where[b] != 0) return say("a block is pooled twice", b);
+    where[b] = 1;
+    if (m.state.load(std::memory_order_relaxed) != kBlockFree || m.owner != nullptr)
+      return say("a pooled block is in use or owned", b);
+    if (m.queued.load(std::memory_order_relaxed) != 0)
+      return say("a pooled block is on a returned queue", b);
+    if (!bits_zero(m)) return say("a pooled block has bits set", b);
+  }
+  for (unsigned idx = 0; idx < kCursors; ++idx) {
+    steps = 0;
+    for (std::uint32_t b = g_adoptable[idx]; b != kNoBlock; b = meta(b).next_adoptable) {
+      if (b >= n || ++steps > n) return say("an adoptable list runs outside the table or loops", b);
+      const BlockMeta& m = meta(b);
+      if (where[b] != 0) return say("an adoptable block is also elsewhere", b);
+      where[b] = 2;
+      if (m.owner != nullptr || !m.in_adoptable || cursor_index(m.cls, m.typed != 0) != idx ||
+          m.state.load(std::memory_order_relaxed) != kBlockSmall || empty(m))
+        return say("an adoptable block breaks its list's rules", b);
+    }
+  }
+  std::vector<char> on_queue(n, 0);
+  for (std::size_t i = 0; i < count; ++i) {
+    steps = 0;
+    // relaxed: no thread allocates (the caller's promise).
+    for (std::uint32_t b = owners[i]->returned_head.load(std::memory_order_relaxed);
+         b != kNoBlock; b = meta(b).next_returned) {
+      if (b >= n || ++steps > n) return say("a returned queue runs outside the table or loops", b);
+      if (on_queue[b] != 0) return say("a block is on returned queues twice", b);
+      on_queue[b] = 1;
+      if (meta(b).owner != owners[i]) return say("a queued block is not its queue's owner's", b);
+    }
+  }
+  for (std::uint32_t b = 0; b < n; ++b)
+    if ((meta(b).queued.load(std::memory_order_relaxed) != 0) != (on_queue[b] != 0))
+      return say("a block's queued flag disagrees with the returned queues", b);
+  for (std::size_t i = 0; i < count; ++i) {
+    steps = 0;
+    for (std::uint32_t b = owners[i]->owned_head; b != kNoBlock; b = meta(b).next_owned) {
+      if (b >= n || ++steps > n) return say("an owned list runs outside the table or loops", b);
+      const BlockMeta& m = meta(b);
+      if (where[b] != 0) return say("an owned block is also elsewhere", b);
+      where[b] = 3;
+      if (m.owner != owners[i] || m.state.load(std::memory_order_relaxed) != kBlockSmall)
+        return say("an owned block names another owner or is not in use", b);
+    }
+  }
+  for (std::uint32_t b = 0; b < n; ++b) {
+    const BlockMeta& m = meta(b);
+    const std::uint8_t state = m.state.load(std::memory_order_relaxed);
+    if (state == kBlockSmall && where[b] == 0) return say("a block in use is in no list", b);
+    if (state == kBlockSmall && m.owner == nullptr && where[b] != 2)
+      return say("an ownerless block in use is not adoptable", b);
+  }
+  return {};
 }
 
 void before_fork() noexcept { g_lock.lock(); }

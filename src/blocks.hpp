@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "cmr/detail/heap_layout.hpp"
 #include "cmr/detail/thread_record.hpp"
@@ -56,6 +57,11 @@ struct FreedWord {
 void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) noexcept;
 // A large object whose destructor (if any) ran: its span goes back to the heap.
 void release_large(std::uint32_t head) noexcept;
+
+// For tests, with no thread allocating: checks that every block is in exactly one place
+// (pooled, adoptable, or owned by one of `owners`) and that each place's rules hold.
+// Returns the first problem found, or an empty string.
+std::string audit(ThreadRecord* const* owners, std::size_t count);
 
 // Around a program's fork(): the heap lock is held across it, so the child's copy of the
 // lists is whole; in the child it is made anew (the threads that waited for it are gone).

@@ -21,6 +21,12 @@ namespace cmr::detail {
 
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kPoison = true;
+#else
+constexpr bool kPoison = false;
+#endif
+
 void poison_slot(void* p, std::size_t n) noexcept {
 #if defined(__SANITIZE_ADDRESS__)
   __asan_poison_memory_region(p, n);
@@ -55,13 +61,15 @@ Reclaimed reclaim(const GarbageWord* entries, std::size_t count) noexcept {
       for (std::size_t k = i; k < j && n < kBitmapWords; ++k) {
         const std::uint64_t bits = entries[k].bits;
         const std::size_t first = std::size_t{entries[k].word} * 64;
-        for (std::uint64_t rest = bits; rest != 0; rest &= rest - 1) {
-          char* slot = base + (first + static_cast<std::size_t>(__builtin_ctzll(rest))) * size;
-          if (m.typed) {
-            const auto* h = reinterpret_cast<const TypeHeader*>(slot);
-            h->type->destroy(slot + typed_prefix(h->type->align), h->count);
+        if (m.typed || kPoison) {  // per-object work only where there is some
+          for (std::uint64_t rest = bits; rest != 0; rest &= rest - 1) {
+            char* slot = base + (first + static_cast<std::size_t>(__builtin_ctzll(rest))) * size;
+            if (m.typed) {
+              const auto* h = reinterpret_cast<const TypeHeader*>(slot);
+              h->type->destroy(slot + typed_prefix(h->type->align), h->count);
+            }
+            poison_slot(slot, size);
           }
-          poison_slot(slot, size);
         }
         const auto freed = static_cast<std::uint64_t>(popcount64(bits));
         out.objects += freed;

@@ -1,4 +1,5 @@
-// src/scanner.cpp: the mark phase, run in the snapshot child.
+// src/scanner.cpp: the mark phase, run in the snapshot child, or on the collector's thread
+// while every thread is held when the live heap is small (mark_in_pause).
 //
 // Keeps DESIGN invariants 5 (the child never allocates: scratch memory comes from mmap,
 // exit is the raw exit_group) and 7 (conservative, never eager: a word that points
@@ -40,80 +41,34 @@ struct Reciprocals {
 };
 constexpr Reciprocals kReciprocal;
 
-template <class T>
-struct Scratch {  // one mmap'd array, unmapped when the scan ends
-  T* data = nullptr;
-  std::size_t bytes = 0;
-  bool map(std::size_t count) noexcept {
-    bytes = (count == 0 ? 1 : count) * sizeof(T);
-    data = static_cast<T*>(sys::map_private(bytes));
-    return data != nullptr;
-  }
-  ~Scratch() { sys::unmap(data, bytes); }
-  T& operator[](std::size_t i) noexcept { return data[i]; }
-};
-
 inline std::uint64_t candidates(const BlockMeta& m, std::size_t w) noexcept {
-  // relaxed: the child's copy of the heap does not change.
+  // relaxed: the heap does not change while it is marked (the child's copy, or the
+  // program's own while every thread that writes it is held).
   return m.alloc[w].load(std::memory_order_relaxed) & ~m.freed[w].load(std::memory_order_relaxed);
 }
 
+// Candidates of word `w` of a small block that stand for real slots: a bit past the
+// class's last slot (none is ever set; this does not rely on it) names no object.
+inline std::uint64_t slot_candidates(const BlockMeta& m, std::size_t w) noexcept {
+  const std::size_t n = slots_of(m.cls), first = w * 64;
+  const std::uint64_t valid = n - first >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (n - first)) - 1;
+  return candidates(m, w) & valid;
+}
+
+// How often the mark looks at the clock against its deadline (objects).
+constexpr std::size_t kDeadlineEvery = 256;
+
 class Marker {
  public:
-  explicit Marker(const ScanPlan& plan) noexcept : plan_(plan) {}
+  Marker(const ScanPlan& plan, MarkScratch& scratch) noexcept : plan_(plan), s_(scratch) {}
 
-  bool map() noexcept {
-    // Every candidate is pushed at most once: at most one per 16 bytes of the blocks.
-    return marks_.map(std::size_t{plan_.block_count} * kBitmapWords) &&
-           stack_.map(std::size_t{plan_.block_count} * (kBlockBytes / kMinSlot) + 1);
-  }
-
-  // Marks the candidate that `word` points into, if any and not yet marked.
-  void visit(std::uintptr_t word) noexcept {
-    const std::uintptr_t off = word - plan_.heap_base;
-    if (word < plan_.heap_base || (off >> kBlockShift) >= plan_.block_count) return;
-    std::uint32_t b = static_cast<std::uint32_t>(off >> kBlockShift);
-    const BlockMeta* m = &plan_.blocks[b];
-    std::uint8_t state = m->state.load(std::memory_order_relaxed);  // relaxed: see candidates()
-    if (state == kBlockSmall) {
-      const unsigned cls = m->cls;
-      const std::uint64_t in = off & (kBlockBytes - 1);
-      const std::uint64_t slot = (in * kReciprocal.value[cls]) >> 32;
-      if (slot >= slots_of(cls)) return;  // the block's unused tail
-      const std::size_t w = slot / 64;
-      const std::uint64_t bit = std::uint64_t{1} << (slot % 64);
-      if ((candidates(*m, w) & bit) == 0) return;  // a free slot
-      std::uint64_t& mark = marks_[std::size_t{b} * kBitmapWords + w];
-      if ((mark & bit) != 0) return;
-      mark |= bit;
-      push(plan_.heap_base + (std::uintptr_t{b} << kBlockShift) + slot * kClassBytes[cls],
-           kClassBytes[cls]);
-      return;
+  // Marks from every root; false if `deadline_ns` passed first (the marks are then partial).
+  bool mark(std::int64_t deadline_ns) noexcept {
+    for (std::size_t r = 0; r < plan_.root_count; ++r) {
+      visit(plan_.roots[r]);
+      if (!drain(deadline_ns)) return false;
     }
-    if (state == kBlockLargeTail) {
-      if (m->span > b) return;  // a broken record: never follow it outside the table
-      b -= m->span;
-      m = &plan_.blocks[b];
-      state = m->state.load(std::memory_order_relaxed);
-    }
-    if (state != kBlockLarge) return;
-    const std::uintptr_t start = plan_.heap_base + (std::uintptr_t{b} << kBlockShift);
-    const std::uint64_t span = (m->large_bytes + 7) & ~std::uint64_t{7};
-    if (word - start >= span || (candidates(*m, 0) & 1) == 0) return;
-    std::uint64_t& mark = marks_[std::size_t{b} * kBitmapWords];
-    if ((mark & 1) != 0) return;
-    mark |= 1;
-    push(start, span);
-  }
-
-  void drain() noexcept {
-    while (depth_ != 0) {
-      const Item item = stack_[--depth_];
-      auto* w = reinterpret_cast<const std::uintptr_t*>(item.start);
-      auto* end = reinterpret_cast<const std::uintptr_t*>(item.start + item.bytes);
-      words_ += static_cast<std::uint64_t>(end - w);
-      for (; w < end; ++w) visit(*w);
-    }
+    return true;
   }
 
   // Lists every candidate that was not marked; false if the answer would not fit.
@@ -134,15 +89,14 @@ class Marker {
       } else {
         continue;
       }
-      const std::uint64_t* marks = &marks_[std::size_t{b} * kBitmapWords];
+      const std::uint64_t* marks = &s_.marks[std::size_t{b} * kBitmapWords];
       for (std::size_t w = 0; w < words; ++w) {
-        std::uint64_t c = candidates(m, w);
-        if (state == kBlockLarge) c &= 1;
+        const std::uint64_t c = state == kBlockLarge ? candidates(m, 0) & 1 : slot_candidates(m, w);
         if (c == 0) continue;
         const std::uint64_t live = c & marks[w];
-        cands += static_cast<std::uint64_t>(popcount64(c));
-        reached += static_cast<std::uint64_t>(popcount64(live));
-        reached_bytes += static_cast<std::uint64_t>(popcount64(live)) * slot_bytes;
+        cands += popcount64(c);
+        reached += popcount64(live);
+        reached_bytes += std::uint64_t{popcount64(live)} * slot_bytes;
         if (const std::uint64_t dead = c & ~live) {
           if (n == plan_.capacity) return false;
           out[n++] = GarbageWord{b, static_cast<std::uint32_t>(w), dead};
@@ -158,17 +112,63 @@ class Marker {
   }
 
  private:
-  struct Item {
-    std::uintptr_t start;
-    std::uint64_t bytes;
-  };
+  // Marks the candidate that `word` points into, if any and not yet marked.
+  void visit(std::uintptr_t word) noexcept {
+    const std::uintptr_t off = word - plan_.heap_base;
+    if (word < plan_.heap_base || (off >> kBlockShift) >= plan_.block_count) return;
+    std::uint32_t b = static_cast<std::uint32_t>(off >> kBlockShift);
+    const BlockMeta* m = &plan_.blocks[b];
+    std::uint8_t state = m->state.load(std::memory_order_relaxed);  // relaxed: see candidates()
+    if (state == kBlockSmall) {
+      const unsigned cls = m->cls;
+      const std::uint64_t in = off & (kBlockBytes - 1);
+      const std::uint64_t slot = (in * kReciprocal.value[cls]) >> 32;
+      if (slot >= slots_of(cls)) return;  // the block's unused tail
+      const std::size_t w = slot / 64;
+      const std::uint64_t bit = std::uint64_t{1} << (slot % 64);
+      if ((candidates(*m, w) & bit) == 0) return;  // a free slot
+      std::uint64_t& mark = s_.marks[std::size_t{b} * kBitmapWords + w];
+      if ((mark & bit) != 0) return;
+      mark |= bit;
+      push(plan_.heap_base + (std::uintptr_t{b} << kBlockShift) + slot * kClassBytes[cls],
+           kClassBytes[cls]);
+      return;
+    }
+    if (state == kBlockLargeTail) {
+      if (m->span > b) return;  // a broken record: never follow it outside the table
+      b -= m->span;
+      m = &plan_.blocks[b];
+      state = m->state.load(std::memory_order_relaxed);
+    }
+    if (state != kBlockLarge) return;
+    const std::uintptr_t start = plan_.heap_base + (std::uintptr_t{b} << kBlockShift);
+    const std::uint64_t span = (m->large_bytes + 7) & ~std::uint64_t{7};
+    if (word - start >= span || (candidates(*m, 0) & 1) == 0) return;
+    std::uint64_t& mark = s_.marks[std::size_t{b} * kBitmapWords];
+    if ((mark & 1) != 0) return;
+    mark |= 1;
+    push(start, span);
+  }
+
+  bool drain(std::int64_t deadline_ns) noexcept {
+    std::size_t popped = 0;
+    while (depth_ != 0) {
+      const MarkScratch::Item item = s_.stack[--depth_];
+      auto* w = reinterpret_cast<const std::uintptr_t*>(item.start);
+      auto* end = reinterpret_cast<const std::uintptr_t*>(item.start + item.bytes);
+      words_ += static_cast<std::uint64_t>(end - w);
+      for (; w < end; ++w) visit(*w);
+      if (++popped % kDeadlineEvery == 0 && sys::now_ns() > deadline_ns) return false;
+    }
+    return true;
+  }
+
   void push(std::uintptr_t start, std::uint64_t bytes) noexcept {
-    stack_[depth_++] = Item{start, bytes};
+    s_.stack[depth_++] = MarkScratch::Item{start, bytes};
   }
 
   const ScanPlan& plan_;
-  Scratch<std::uint64_t> marks_;
-  Scratch<Item> stack_;
+  MarkScratch& s_;
   std::size_t depth_ = 0;
   std::uint64_t words_ = 0;
 };
@@ -181,19 +181,48 @@ void crash_if_asked(const ScanPlan& plan) noexcept {
 
 }  // namespace
 
-bool scan(const ScanPlan& plan) noexcept {
-  const std::int64_t start = sys::now_ns();
-  Marker marker(plan);
-  if (!marker.map()) return false;
-  crash_if_asked(plan);
-  for (std::size_t r = 0; r < plan.root_count; ++r) {
-    marker.visit(plan.roots[r]);
-    marker.drain();
+std::size_t count_candidates(const ScanPlan& plan) noexcept {
+  std::size_t count = 0;
+  for (std::uint32_t b = 0; b < plan.block_count; ++b) {
+    const BlockMeta& m = plan.blocks[b];
+    const std::uint8_t state = m.state.load(std::memory_order_relaxed);
+    if (state == kBlockLarge) count += candidates(m, 0) & 1;
+    if (state != kBlockSmall) continue;
+    for (std::size_t w = 0; w < (slots_of(m.cls) + 63) / 64; ++w)
+      count += popcount64(slot_candidates(m, w));
   }
-  if (!marker.answer(plan.result)) return false;
+  return count;
+}
+
+PauseMark mark_with(const ScanPlan& plan, MarkScratch& scratch, std::int64_t deadline_ns) noexcept {
+  const std::int64_t start = sys::now_ns();
+  if (scratch.mark_words < std::size_t{plan.block_count} * kBitmapWords ||
+      scratch.stack_items < count_candidates(plan))
+    return PauseMark::kNoRoom;
+  Marker marker(plan, scratch);
+  if (!marker.mark(deadline_ns)) return PauseMark::kOverBudget;
+  if (!marker.answer(plan.result)) return PauseMark::kNoRoom;
   plan.result->epoch = plan.epoch;
   plan.result->scan_ns = sys::now_ns() - start;
-  return true;
+  return PauseMark::kAnswered;
+}
+
+bool scan(const ScanPlan& plan) noexcept {
+  // Fresh scratch, mapped here: zero pages the child does not share with the parent.
+  MarkScratch scratch;
+  scratch.mark_words = std::size_t{plan.block_count} * kBitmapWords;
+  scratch.stack_items = count_candidates(plan) + 1;
+  scratch.marks = static_cast<std::uint64_t*>(sys::map_private(scratch.mark_words * 8 + 8));
+  scratch.stack = static_cast<MarkScratch::Item*>(
+      sys::map_private(scratch.stack_items * sizeof(MarkScratch::Item)));
+  bool ok = false;
+  if (scratch.marks != nullptr && scratch.stack != nullptr) {
+    crash_if_asked(plan);
+    ok = mark_with(plan, scratch, INT64_MAX) == PauseMark::kAnswered;
+  }
+  sys::unmap(scratch.marks, scratch.mark_words * 8 + 8);
+  sys::unmap(scratch.stack, scratch.stack_items * sizeof(MarkScratch::Item));
+  return ok;
 }
 
 void scanner_child_main(const ScanPlan& plan) noexcept {

@@ -64,12 +64,34 @@ struct ScanPlan {
   ChildFaults faults;
 };
 
+// Scratch memory for a mark: one mark bit per slot of each block (kBitmapWords words per
+// block), and a stack with room for every candidate.
+struct MarkScratch {
+  struct Item {
+    std::uintptr_t start;
+    std::uint64_t bytes;
+  };
+  std::uint64_t* marks = nullptr;  // all zero before a mark
+  std::size_t mark_words = 0;
+  Item* stack = nullptr;
+  std::size_t stack_items = 0;
+};
+
 // Runs the mark phase: marks every candidate reachable from the roots, scanning each
 // reached object's slot conservatively, then lists the unmarked candidates per bitmap
-// word. Uses only memory it maps itself; never allocates, locks, or touches program state
-// other than the tracked heap. Returns false if it could not answer (no scratch memory,
-// an answer that would not fit).
+// word. Never allocates, locks, or touches program state other than the tracked heap.
+// scan() is the child's: it maps its own scratch, and returns false if it could not
+// answer (no scratch memory, an answer that would not fit).
 bool scan(const ScanPlan& plan) noexcept;
+
+// The same mark on the caller's scratch, giving up once `deadline_ns` (CLOCK_MONOTONIC)
+// passes: the collector marks a small heap this way while the threads are held.
+enum class PauseMark {
+  kAnswered,    // plan.result is complete (but `complete` is not set)
+  kOverBudget,  // the deadline passed: the marks are partial, the answer is not written
+  kNoRoom,      // the scratch or the answer is too small for this heap
+};
+PauseMark mark_with(const ScanPlan& plan, MarkScratch& scratch, std::int64_t deadline_ns) noexcept;
 
 // The child's entry point: scan, then _exit through the raw system call.
 [[noreturn]] void scanner_child_main(const ScanPlan& plan) noexcept;

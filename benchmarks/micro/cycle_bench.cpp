@@ -7,7 +7,10 @@
 //                                 (the mark chases n dependent pointers)
 //   collect/live_array/<n>        n nodes pointed to from one tracked array held by a Root
 //   collect/garbage/<n>           n nodes allocated and dropped just before the cycle: all
-//                                 are logged candidates, none is scanned, all are freed
+//                                 are candidates, none is scanned, all are freed
+//   collect/live1000_garbage/<n>  a 1000-node list from a Root plus n garbage nodes: what a
+//                                 cycle costs as the garbage grows and the live set does
+//                                 not (with the mark-and-reuse heap, nearly nothing more)
 //
 // Time is the wall time of collect() alone (UseManualTime; setup is untimed), which returns
 // once the cycle's garbage is freed. Counters, averaged over iterations, from cmr::stats():
@@ -136,6 +139,31 @@ void BM_garbage(benchmark::State& state) {
   report(state, sum, n);
 }
 
+void BM_live1000_garbage(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  cmr::Root<Node> head;
+  {
+    cmr::Guard<Node> g;
+    for (std::size_t i = 0; i < 1000; ++i) {
+      Node* node = cmr::make<Node>(g, i);
+      node->next.store(head.load());
+      head.store(node);
+    }
+  }
+  cmr::collect();
+  Sample sum;
+  for (auto _ : state) {
+    {
+      cmr::Guard<Node> g;  // untimed: n nodes, unreachable once the guard moves on
+      for (std::size_t i = 0; i < n; ++i) benchmark::DoNotOptimize(cmr::make<Node>(g, i));
+    }
+    if (!timed_collect(state, sum)) break;
+  }
+  report(state, sum, n);
+  head.store(nullptr);
+  cmr::collect();
+}
+
 // Few iterations for the big heaps: a 10^6 cycle takes tens of milliseconds and building the
 // garbage for it (every iteration) longer still; the whole binary should run in seconds.
 int iterations_for(std::size_t n) {
@@ -158,7 +186,8 @@ int main(int argc, char** argv) {
                         std::size_t{1000000}}) {
     for (auto [name, fn] : {std::pair{"collect/live_list", &BM_live_list},
                             std::pair{"collect/live_array", &BM_live_array},
-                            std::pair{"collect/garbage", &BM_garbage}}) {
+                            std::pair{"collect/garbage", &BM_garbage},
+                            std::pair{"collect/live1000_garbage", &BM_live1000_garbage}}) {
       benchmark::RegisterBenchmark(name, fn)
           ->Arg(static_cast<std::int64_t>(n))
           ->UseManualTime()

@@ -22,12 +22,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "blocks.hpp"
 #include "cmr/detail/hooks.hpp"
+#include "state.hpp"
 
 namespace {
 
@@ -176,6 +179,91 @@ TEST(Heap, AnEmptiedOrphanBlockIsNeverAdoptedAsTheKindItWasBefore) {
       << "objects were freed without their destructor";
   keep_b.store(nullptr);
   ASSERT_TRUE(cmr::collect());
+}
+
+// The heap's lists, checked with no thread allocating: every block in exactly one place.
+std::string audit_heap() {
+  auto& s = cmr::detail::rt();
+  std::lock_guard lock(s.registry_mutex);
+  return cmr::detail::blocks::audit(s.records.data(), s.records.size());
+}
+
+// A block the collector frees slots in again while its owner is folding it (the owner has
+// just taken it off its returned queue): the fold may find it empty while the collector,
+// seeing it off the queue, queues it once more. It must not be pooled then: a pooled block
+// still on a returned queue would be folded, listed or pooled again by its old owner after
+// another thread took it, and two threads would hand out the same slots. The drain also
+// holds a second block with a free slot, so the owner goes on allocating there and leaves
+// the first where the drain put it.
+using Big = Blob<32768>;  // two slots per block: the block is full after two
+cmr::Root<Big>* g_second;
+std::uint32_t g_watched_block;
+int g_collects_in_hook = 0;
+void collect_while_folding() {
+  // Only once the watched block is off the queue (the drain takes blocks in queue order).
+  if (g_collects_in_hook != 0 ||
+      cmr::detail::blocks::meta(g_watched_block).queued.load() != 0)
+    return;
+  ++g_collects_in_hook;
+  g_second->store(nullptr);
+  ASSERT_TRUE(cmr::collect());  // frees the block's other slot and queues it again
+}
+
+TEST(Heap, ABlockQueuedAgainWhileItsOwnerFoldsItIsNotPooled) {
+  struct HookReset {
+    ~HookReset() { cmr::detail::g_test_hooks = {}; }
+  } reset;
+  ASSERT_TRUE(cmr::collect());
+  std::thread([] {
+    cmr::Root<Big> a1, a2, c1, c2, d;
+    g_second = &a2;
+    cmr::Guard<Big> g;
+    a1.store(cmr::make<Big>(g));
+    a2.store(cmr::make<Big>(g));  // block A is full
+    c1.store(cmr::make<Big>(g));
+    c2.store(cmr::make<Big>(g));  // block C is full
+    d.store(cmr::make<Big>(g));   // the current block, one slot left
+    g.reset();
+    g_watched_block = cmr::detail::blocks::block_of(a2.load());
+    ASSERT_NE(g_watched_block, cmr::detail::blocks::block_of(c2.load()));
+    a1.store(nullptr);
+    c1.store(nullptr);
+    ASSERT_TRUE(cmr::collect());  // A and C go on our returned queue
+    g_collects_in_hook = 0;
+    cmr::detail::g_test_hooks.heap_dequeued = &collect_while_folding;
+    cmr::Guard<Big> h;
+    cmr::make<Big>(h);  // the current block's last slot
+    cmr::make<Big>(h);  // refill: the queue is drained, the hook frees a2 while A is folded
+    cmr::detail::g_test_hooks.heap_dequeued = nullptr;
+    EXPECT_EQ(g_collects_in_hook, 1) << "the refill never took block A off its queue";
+    EXPECT_EQ(audit_heap(), "");
+    c2.store(nullptr);
+    d.store(nullptr);
+  }).join();
+  ASSERT_TRUE(cmr::collect());
+  EXPECT_EQ(audit_heap(), "");
+}
+
+// A constructor that throws gives its slot back for the next make at once: a million
+// failed constructions take no more memory than one.
+struct Throws {
+  Throws() { throw 1; }
+  std::uint64_t payload[3];
+};
+
+TEST(Heap, ASlotGivenBackByAThrowingConstructorIsReusedAtOnce) {
+  std::thread([] {
+    cmr::Guard<Throws> g;
+    const std::uint32_t carved = cmr::detail::blocks::carved();
+    for (int i = 0; i < 100000; ++i) {
+      try {
+        cmr::make<Throws>(g);
+      } catch (int) {
+      }
+    }
+    EXPECT_LE(cmr::detail::blocks::carved(), carved + 1) << "given-back slots were not reused";
+  }).join();
+  EXPECT_EQ(audit_heap(), "");
 }
 
 }  // namespace

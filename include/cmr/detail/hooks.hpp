@@ -19,6 +19,9 @@ struct TestHooks {
   void (*collector_paused)() = nullptr;
   // The collector, after the threads were released and before the child's answer is used.
   void (*collector_released)() = nullptr;
+  // A thread refilling its cursor took a block off its returned queue and is about to fold
+  // its freed bits (src/blocks.cpp).
+  void (*heap_dequeued)() = nullptr;
 };
 extern TestHooks g_test_hooks;
 
@@ -45,6 +48,13 @@ struct TestProbe {
 extern TestProbe g_test_probe;
 
 }  // namespace cmr::detail
+
+// The library's own hook points (always compiled: a null test costs nothing on the slow
+// paths they sit on).
+#define CMR_DETAIL_HOOK_IN_LIBRARY(name)                                    \
+  do {                                                                      \
+    if (auto cmr_hook_ = ::cmr::detail::g_test_hooks.name) cmr_hook_();     \
+  } while (0)
 
 #if defined(CMR_TEST_HOOKS)
 #define CMR_DETAIL_HOOK(name)                                               \
