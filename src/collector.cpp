@@ -31,6 +31,11 @@
 namespace cmr::detail {
 
 namespace {
+// Between two pauses the program runs at least this many times the last one.
+constexpr std::int64_t kSpacing = 4;
+// The in-pause mark also sweeps every block's bitmaps: heaps larger than this always use
+// a child (64 bitmap words per 64 KiB block; 4096 blocks is a 256 MiB heap, about 0.2 ms).
+constexpr std::uint32_t kMaxPauseBlocks = 4096;
 // The collector's own thread runs destructors of garbage and the diagnostics sink; a cycle
 // requested from there would wait for itself.
 constexpr const char* kCollectOnCollector =
@@ -73,7 +78,9 @@ constexpr bool kSanitized = false;
 }  // namespace
 
 Collector::Collector(const Options& options)
-    : options_(options), isolate_(options.isolate_snapshot && !kSanitized) {
+    : options_(options),
+      isolate_(options.isolate_snapshot && !kSanitized),
+      pause_budget_ns_(saturating_ns(options.pause_mark_budget)) {
   void* p = sys::map_private(sizeof(ScanPlan));
   if (p == nullptr) throw std::bad_alloc();
   plan_ = new (p) ScanPlan{};
@@ -83,6 +90,8 @@ Collector::~Collector() {
   stop();
   roots_.release();
   keep_.release();
+  pause_marks_.release();
+  pause_stack_.release();
   sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
   sys::unmap(plan_, sizeof(ScanPlan));
 }
@@ -134,6 +143,12 @@ bool Collector::is_collector_thread() const noexcept {
 }
 
 bool Collector::run_cycle_and_announce() {
+  // The program runs for at least kSpacing times the last pause between two pauses, so
+  // that cycles requested back to back (a collect() loop, or allocation far ahead of the
+  // trigger) cannot hold it more than a fifth of the time: an in-pause cycle is over so
+  // fast that the next signal would otherwise reach the threads before they ran at all.
+  const std::int64_t wait = next_cycle_ns_ - sys::now_ns();
+  if (wait > 0) sys::sleep_ns(wait);
   bool ok = run_cycle();
   RuntimeState& s = rt();
   s.survivor_bytes.store(survivor_bytes_, std::memory_order_relaxed);  // read with the seq below
@@ -311,14 +326,34 @@ void Collector::record_pause(std::int64_t ns) noexcept {
 }
 
 bool Collector::run_cycle() {
-  RuntimeState& s = rt();
-  if (isolate_) isolation_.prepare();  // reads /proc: before the lock, which Roots need
-  if (!ensure_answer_room()) {
-    failed_.fetch_add(1, std::memory_order_relaxed);
-    diagnose("cycle skipped: out of memory for the scanner's answer");
-    return false;
+  const TestFaults& f = g_test_faults;
+  const bool child_only = f.use_child || f.child_crash || f.child_hang || f.child_exit_early ||
+                          f.child_reads != nullptr || f.fail_clone > 0;
+  if (pause_budget_ns_ > 0 && !child_only && last_mark_ns_ <= pause_budget_ns_ &&
+      blocks::carved() <= kMaxPauseBlocks) {
+    switch (cycle_in_pause()) {
+      case Outcome::kCompleted:
+        return true;
+      case Outcome::kAborted:
+      case Outcome::kFailed:
+        return false;
+      case Outcome::kOverBudget:
+        break;  // the heap outgrew the budget: the same cycle, with a child, now
+    }
   }
-  std::unique_lock registry(s.registry_mutex);
+  return cycle_with_child() == Outcome::kCompleted;
+}
+
+bool Collector::ensure_pause_scratch() noexcept {
+  const std::size_t blocks = std::size_t{blocks::carved()} + 64;
+  if (!pause_marks_.reserve(blocks * kBitmapWords)) return false;
+  return pause_stack_.reserve(std::max<std::size_t>(last_reachable_ * 2, 4096));
+}
+
+bool Collector::hold_threads(std::unique_lock<std::mutex>& registry, std::int64_t& t0,
+                             bool isolate) {
+  RuntimeState& s = rt();
+  registry = std::unique_lock(s.registry_mutex);
 
   // Before the pause (nothing is held yet, so allocating is still allowed).
   drop_dead_records();
@@ -337,18 +372,15 @@ bool Collector::run_cycle() {
   }
 
   // Marks end in isolation_.restore() before the registry lock is released, on every path.
-  if (isolate_ && !mark_isolation()) isolation_.restore();
+  if (isolate && !mark_isolation()) isolation_.restore();
   // relaxed: a statistic for stats(), written by the collector only.
-  isolated_bytes_.store(isolate_ ? isolation_.marked_bytes() : 0, std::memory_order_relaxed);
+  isolated_bytes_.store(isolate ? isolation_.marked_bytes() : 0, std::memory_order_relaxed);
 
-  const std::int64_t t0 = sys::now_ns();
+  t0 = sys::now_ns();
   handshake::PauseOutcome held = handshake::pause(targets_.data(), targets_.size(),
                                                   saturating_ns(options_.handshake_timeout));
   if (!held.paused) {
-    const std::int64_t released_at = handshake::release();
-    isolation_.restore();
-    registry.unlock();
-    record_pause(released_at - t0);
+    release_threads(registry, t0);
     aborted_.fetch_add(1, std::memory_order_relaxed);
     if (held.handler_replaced)
       diagnose("cycle aborted, nothing freed: the handler of signal %d (%s) was replaced by "
@@ -357,14 +389,88 @@ bool Collector::run_cycle() {
                handshake::installed_signal(), strsignal(handshake::installed_signal()));
     else
       diagnose("cycle aborted, nothing freed: %zu thread(s) did not answer signal %d within "
-             "%lld ms (first: tid %d). Is the signal blocked in that thread, or is it stopped?",
-             held.unanswered, handshake::installed_signal(),
-             static_cast<long long>(options_.handshake_timeout.count()), held.unanswered_tid);
+               "%lld ms (first: tid %d). Is the signal blocked in that thread, or is it stopped?",
+               held.unanswered, handshake::installed_signal(),
+               static_cast<long long>(options_.handshake_timeout.count()), held.unanswered_tid);
     return false;
   }
-
-  // ---- every registered thread is held: no malloc, no printing, until release() ----
+  // ---- every registered thread is held: no malloc, no printing, until release ----
   last_handshake_.store(sys::now_ns() - t0, std::memory_order_relaxed);  // relaxed: stats
+  return true;
+}
+
+void Collector::release_threads(std::unique_lock<std::mutex>& registry, std::int64_t t0) noexcept {
+  const std::int64_t released = handshake::release();
+  pause_ns_ = released - t0;
+  next_cycle_ns_ = released + kSpacing * pause_ns_;
+  // ---- threads run again ----
+  isolation_.restore();
+  registry.unlock();
+  record_pause(pause_ns_);
+}
+
+void Collector::prepare_plan(std::uint32_t block_count) noexcept {
+  const blocks::HeapRange heap = blocks::range();
+  result_->complete.store(0, std::memory_order_relaxed);  // relaxed: read after the clone
+  result_->started.store(0, std::memory_order_relaxed);   // copies it, or by this thread
+  result_->count = 0;
+  result_->began_ns = 0;
+  *plan_ = ScanPlan{heap.base, heap.table, block_count, roots_.data, roots_.size, result_,
+                    result_capacity_,
+                    static_cast<std::uint32_t>(cycles_.load(std::memory_order_relaxed) + 1),
+                    ChildFaults{g_test_faults.child_crash, g_test_faults.child_hang,
+                                g_test_faults.child_exit_early, g_test_faults.child_reads}};
+}
+
+// A small live heap, marked on this thread while every thread is held: no process to
+// create, no copy-on-write afterwards. The mark has a deadline; past it the cycle is
+// abandoned (nothing freed) and the caller runs it again with a child.
+Collector::Outcome Collector::cycle_in_pause() {
+  RuntimeState& s = rt();
+  if (!ensure_answer_room() || !ensure_pause_scratch()) return Outcome::kOverBudget;
+  std::unique_lock<std::mutex> registry;
+  std::int64_t t0;
+  if (!hold_threads(registry, t0, false)) return Outcome::kAborted;
+  const bool ready = copy_roots();
+  const std::uint64_t allocated_at_cut = s.allocated_since_cycle.load(std::memory_order_relaxed);
+  PauseMark marked = PauseMark::kNoRoom;
+  std::size_t marked_words = 0;
+  if (ready) {
+    prepare_plan(blocks::carved());
+    MarkScratch scratch{pause_marks_.data, pause_marks_.capacity, pause_stack_.data,
+                        pause_stack_.capacity};
+    marked = mark_with(*plan_, scratch, sys::deadline_after(pause_budget_ns_));
+    marked_words = std::min(std::size_t{plan_->block_count} * kBitmapWords, pause_marks_.capacity);
+    if (marked == PauseMark::kAnswered && g_test_hooks.collector_paused)
+      g_test_hooks.collector_paused();
+  }
+  release_threads(registry, t0);
+  last_roots_.store(roots_.size, std::memory_order_relaxed);  // relaxed: stats
+  // Zeroed for the next in-pause mark, off the pause.
+  std::memset(pause_marks_.data, 0, marked_words * sizeof(std::uint64_t));
+  if (marked != PauseMark::kAnswered) {
+    over_budget_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+    last_mark_ns_ = INT64_MAX;  // until a child's mark says otherwise
+    return Outcome::kOverBudget;
+  }
+  if (g_test_hooks.collector_released) g_test_hooks.collector_released();
+  marked_in_pause_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
+  g_test_probe.released_ns = t0 + pause_ns_;
+  g_test_probe.child_began_ns = 0;
+  return finish(t0, allocated_at_cut);
+}
+
+Collector::Outcome Collector::cycle_with_child() {
+  RuntimeState& s = rt();
+  if (isolate_) isolation_.prepare();  // reads /proc: before the lock, which Roots need
+  if (!ensure_answer_room()) {
+    failed_.fetch_add(1, std::memory_order_relaxed);
+    diagnose("cycle skipped: out of memory for the scanner's answer");
+    return Outcome::kFailed;
+  }
+  std::unique_lock<std::mutex> registry;
+  std::int64_t t0;
+  if (!hold_threads(registry, t0, isolate_)) return Outcome::kAborted;
   const bool ready = copy_roots();
   // Read while every allocating thread is held, so the bytes subtracted after the cycle
   // are those of this cycle's candidates.
@@ -373,16 +479,7 @@ bool Collector::run_cycle() {
   int clone_error = ENOMEM;
   snapshot::Child child;
   if (ready) {
-    const blocks::HeapRange heap = blocks::range();
-    result_->complete.store(0, std::memory_order_relaxed);  // relaxed: the child reads it
-    result_->started.store(0, std::memory_order_relaxed);   // after the clone copies it
-    result_->count = 0;
-    result_->began_ns = 0;
-    *plan_ = ScanPlan{heap.base, heap.table, block_count, roots_.data, roots_.size, result_,
-                      result_capacity_,
-                      static_cast<std::uint32_t>(cycles_.load(std::memory_order_relaxed) + 1),
-                      ChildFaults{g_test_faults.child_crash, g_test_faults.child_hang,
-                                  g_test_faults.child_exit_early, g_test_faults.child_reads}};
+    prepare_plan(block_count);
     if (g_test_faults.fail_clone > 0) {
       --g_test_faults.fail_clone;
       clone_error = EAGAIN;
@@ -391,12 +488,8 @@ bool Collector::run_cycle() {
     }
   }
   if (clone_error == 0 && g_test_hooks.collector_paused) g_test_hooks.collector_paused();
-  const std::int64_t pause_ns = handshake::release() - t0;
-  // ---- threads run again ----
-  isolation_.restore();
-  registry.unlock();
-  record_pause(pause_ns);
-  last_roots_.store(roots_.size, std::memory_order_relaxed);
+  release_threads(registry, t0);
+  last_roots_.store(roots_.size, std::memory_order_relaxed);  // relaxed: stats
 
   if (clone_error != 0) {
     failed_.fetch_add(1, std::memory_order_relaxed);
@@ -406,7 +499,7 @@ bool Collector::run_cycle() {
     else
       diagnose("cycle skipped, nothing freed: cannot create the scanner process: %s",
                std::strerror(clone_error));
-    return false;
+    return Outcome::kFailed;
   }
   snapshot::start(result_);
   if (g_test_hooks.collector_released) g_test_hooks.collector_released();
@@ -434,18 +527,25 @@ bool Collector::run_cycle() {
                outcome == snapshot::Outcome::kCrashed && detail > 0 && detail < 64
                    ? "ended with status/signal" : "ended with", detail);
     }
-    return false;
+    return Outcome::kFailed;
   }
+  g_test_probe.released_ns = t0 + pause_ns_;
+  g_test_probe.child_began_ns = result_->began_ns;
+  return finish(t0, allocated_at_cut);
+}
 
+// A complete answer, either way: reclaim, then the counters and the next trigger.
+Collector::Outcome Collector::finish(const std::int64_t, std::uint64_t allocated_at_cut) noexcept {
+  RuntimeState& s = rt();
   // relaxed: statistics, written by the collector only.
   last_candidates_.store(result_->candidates, std::memory_order_relaxed);
   last_words_.store(result_->words_scanned, std::memory_order_relaxed);
   last_scan_.store(result_->scan_ns, std::memory_order_relaxed);
   if (result_->scan_ns > max_scan_.load(std::memory_order_relaxed))
     max_scan_.store(result_->scan_ns, std::memory_order_relaxed);
+  last_mark_ns_ = result_->scan_ns;
+  last_reachable_ = result_->reachable;
 
-  g_test_probe.released_ns = t0 + pause_ns;
-  g_test_probe.child_began_ns = result_->began_ns;
   const Reclaimed freed = reclaim(result_->entries(), result_->count);
   objects_freed_.fetch_add(freed.objects, std::memory_order_relaxed);
   bytes_freed_.fetch_add(freed.bytes, std::memory_order_relaxed);
@@ -459,7 +559,7 @@ bool Collector::run_cycle() {
   s.trigger_threshold.store(std::max<std::uint64_t>(options_.trigger_bytes, by_ratio),
                             std::memory_order_relaxed);
   cycles_.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  return Outcome::kCompleted;
 }
 
 void Collector::fill(Stats& out) const noexcept {
@@ -479,6 +579,8 @@ void Collector::fill(Stats& out) const noexcept {
   out.last_roots = r(last_roots_);
   out.last_words_scanned = r(last_words_);
   out.dense_scans = r(cycles_);  // every cycle looks words up through the block table
+  out.marked_in_pause = r(marked_in_pause_);
+  out.pause_marks_over_budget = r(over_budget_);
   out.snapshot_isolated = isolate_;
   out.last_isolated_bytes = r(isolated_bytes_);
   out.last_pause = ns(last_pause_);

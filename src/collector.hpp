@@ -40,8 +40,24 @@ class Collector {
   void fill(Stats& out) const noexcept;
 
  private:
+  // How one attempt at a cycle ended.
+  enum class Outcome {
+    kCompleted,   // garbage freed
+    kAborted,     // a thread did not answer the handshake: nothing freed
+    kFailed,      // no memory, process creation or the scanner failed: nothing freed
+    kOverBudget,  // the in-pause mark ran past its budget: nothing freed, use a child
+  };
   bool run_cycle();
   bool run_cycle_and_announce();
+  Outcome cycle_in_pause();
+  Outcome cycle_with_child();
+  // The pause's first half: the registry lock, the threads held, the roots copied. False
+  // (lock released, threads running, cycle counted as aborted) if a thread did not answer.
+  bool hold_threads(std::unique_lock<std::mutex>& registry, std::int64_t& t0, bool isolate);
+  void release_threads(std::unique_lock<std::mutex>& registry, std::int64_t t0) noexcept;
+  void prepare_plan(std::uint32_t block_count) noexcept;
+  Outcome finish(const std::int64_t t0, std::uint64_t allocated_at_cut) noexcept;
+  bool ensure_pause_scratch() noexcept;
   std::atomic<bool> forced_requested_{false};
   void thread_main() noexcept;
   void wake() noexcept;
@@ -74,6 +90,14 @@ class Collector {
   const bool isolate_;                      // options_.isolate_snapshot (and no sanitizer)
   Isolation isolation_;
   MappedBuffer<KeepRange> keep_;
+  // In-pause marks: scratch kept across cycles (the marks are zeroed after each use).
+  const std::int64_t pause_budget_ns_;
+  MappedBuffer<std::uint64_t> pause_marks_;
+  MappedBuffer<MarkScratch::Item> pause_stack_;
+  std::int64_t last_mark_ns_ = 0;        // the last completed mark, either way
+  std::uint64_t last_reachable_ = 0;     // objects it reached
+  std::int64_t pause_ns_ = 0;            // the current cycle's pause so far
+  std::int64_t next_cycle_ns_ = 0;       // no cycle starts before (spacing, see .cpp)
 
   // Background thread and collect() requests.
   std::thread thread_;
@@ -91,7 +115,7 @@ class Collector {
   // Counters (written by the cycle, read relaxed by stats()).
   std::atomic<std::uint64_t> cycles_{0}, aborted_{0}, failed_{0}, clone_failures_{0},
       crashes_{0}, timeouts_{0}, objects_freed_{0}, bytes_freed_{0}, last_candidates_{0},
-      last_roots_{0}, last_words_{0}, isolated_bytes_{0};
+      last_roots_{0}, last_words_{0}, isolated_bytes_{0}, marked_in_pause_{0}, over_budget_{0};
   std::atomic<std::int64_t> last_handshake_{0}, last_pause_{0}, max_pause_{0}, total_pause_{0}, last_scan_{0},
       max_scan_{0};
 };

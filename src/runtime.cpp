@@ -57,6 +57,8 @@ void validate(const Options& o) {
   if (o.handshake_timeout.count() <= 0)
     throw Error("cmr: Options::handshake_timeout must be positive");
   if (o.scan_timeout.count() <= 0) throw Error("cmr: Options::scan_timeout must be positive");
+  if (o.pause_mark_budget.count() < 0)
+    throw Error("cmr: Options::pause_mark_budget must not be negative (0: always a child)");
   if (o.limit_wait.count() < 0)
     throw Error("cmr: Options::limit_wait must not be negative (0: do not wait)");
   if (!(o.trigger_ratio >= 0.0) || o.trigger_ratio > 1e6)

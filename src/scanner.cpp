@@ -164,6 +164,10 @@ class Marker {
   }
 
   void push(std::uintptr_t start, std::uint64_t bytes) noexcept {
+    if (depth_ == s_.stack_items) {  // only the collector's own scratch can be too small
+      overflow_ = true;
+      return;
+    }
     s_.stack[depth_++] = MarkScratch::Item{start, bytes};
   }
 
@@ -171,6 +175,9 @@ class Marker {
   MarkScratch& s_;
   std::size_t depth_ = 0;
   std::uint64_t words_ = 0;
+
+ public:
+  bool overflow_ = false;  // a candidate could not be pushed: the marks are incomplete
 };
 
 void crash_if_asked(const ScanPlan& plan) noexcept {
@@ -196,12 +203,10 @@ std::size_t count_candidates(const ScanPlan& plan) noexcept {
 
 PauseMark mark_with(const ScanPlan& plan, MarkScratch& scratch, std::int64_t deadline_ns) noexcept {
   const std::int64_t start = sys::now_ns();
-  if (scratch.mark_words < std::size_t{plan.block_count} * kBitmapWords ||
-      scratch.stack_items < count_candidates(plan))
-    return PauseMark::kNoRoom;
+  if (scratch.mark_words < std::size_t{plan.block_count} * kBitmapWords) return PauseMark::kNoRoom;
   Marker marker(plan, scratch);
   if (!marker.mark(deadline_ns)) return PauseMark::kOverBudget;
-  if (!marker.answer(plan.result)) return PauseMark::kNoRoom;
+  if (marker.overflow_ || !marker.answer(plan.result)) return PauseMark::kNoRoom;
   plan.result->epoch = plan.epoch;
   plan.result->scan_ns = sys::now_ns() - start;
   return PauseMark::kAnswered;

@@ -65,7 +65,9 @@ struct ScanPlan {
 };
 
 // Scratch memory for a mark: one mark bit per slot of each block (kBitmapWords words per
-// block), and a stack with room for every candidate.
+// block), and a stack with room for every candidate that is reached (the child's has room
+// for every candidate; the collector's is sized from the last cycle, and a mark that
+// outgrows it gives up).
 struct MarkScratch {
   struct Item {
     std::uintptr_t start;

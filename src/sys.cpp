@@ -25,6 +25,11 @@ std::int64_t now_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+void sleep_ns(std::int64_t ns) noexcept {
+  timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  ::nanosleep(&ts, nullptr);
+}
+
 std::int64_t deadline_after(std::int64_t timeout_ns) noexcept {
   const std::int64_t now = now_ns();
   return timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;

@@ -16,6 +16,8 @@ int gettid() noexcept;
 int tgkill(int tid, int sig) noexcept;
 // Monotonic clock, nanoseconds.
 std::int64_t now_ns() noexcept;
+// Sleeps for `ns` (a signal ends it early).
+void sleep_ns(std::int64_t ns) noexcept;
 // now_ns() + timeout_ns, saturated: INT64_MAX (never) when the sum would overflow.
 std::int64_t deadline_after(std::int64_t timeout_ns) noexcept;
 

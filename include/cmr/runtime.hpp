@@ -54,14 +54,21 @@ struct Options {
   std::size_t heap_limit = 0;
   // Keep the program's own memory out of the scanner child: every private anonymous
   // mapping but the tracked region and the runtime's buffers is marked MADV_DONTFORK for
-  // the clone, so the pause does not grow with the program's resident memory. Takes
-  // effect only with a region-backed allocator (jemalloc, mimalloc); see stats().
+  // the clone, so the pause does not grow with the program's resident memory. Off in
+  // sanitizer builds (the child would need the sanitizer's shadow memory); see stats().
   bool isolate_snapshot = true;
   // Back the tracked region with transparent huge pages (madvise): the clone then copies
   // far fewer page-table entries, at the price of 2 MiB copy-on-write faults while a
-  // scanner runs. Region-backed allocators only.
+  // scanner runs.
   bool huge_pages = true;
   std::chrono::milliseconds limit_wait{1000};
+  // A cycle whose mark is expected to take at most this long is marked on the collector's
+  // thread while the threads are held, with no scanner child: for a small live heap that
+  // is cheaper than creating the child, and leaves no copy-on-write faults behind. The
+  // expectation is the last cycle's mark time; a mark that runs past the budget is
+  // abandoned and the cycle is run again with a child at once. 0: every cycle uses a child
+  // (the threads then never wait for a mark).
+  std::chrono::microseconds pause_mark_budget{200};
 
   friend bool operator==(const Options&, const Options&) = default;
 };
@@ -103,12 +110,14 @@ struct Stats {
   std::chrono::nanoseconds total_pause{0};
   std::chrono::nanoseconds last_scan{0};   // the child's time
   std::chrono::nanoseconds max_scan{0};
-  const char* allocator = "";         // the tracked heap's backing: system, jemalloc, mimalloc
-  std::uint64_t dense_scans = 0;      // cycles whose scanner used the O(1) bitmap index
+  const char* allocator = "";         // the program's malloc (CMR_ALLOCATOR): system, jemalloc, mimalloc
+  std::uint64_t dense_scans = 0;      // completed cycles (each looks words up in O(1))
   bool snapshot_isolated = false;     // isolate_snapshot is in effect (region allocator)
   std::uint64_t last_isolated_bytes = 0;  // program memory kept out of the last child
   std::uint64_t paced_waits = 0;      // allocations held back because cycles fell behind
   std::uint64_t limit_failures = 0;   // allocations refused at heap_limit
+  std::uint64_t marked_in_pause = 0;  // completed cycles marked with the threads held
+  std::uint64_t pause_marks_over_budget = 0;  // in-pause marks abandoned for a child
 };
 
 Stats stats();

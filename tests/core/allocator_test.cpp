@@ -273,7 +273,14 @@ namespace {
 // With isolation, the scanner child holds only the tracked region and the runtime's
 // buffers: a child that reads the program's own memory faults, and its cycle frees
 // nothing. Without isolation (the sanitizer build), the same read succeeds.
+// Isolation concerns the scanner child: these tests make every cycle use one.
+struct UseChild {
+  UseChild() { cmr::detail::g_test_faults.use_child = true; }
+  ~UseChild() { cmr::detail::g_test_faults.use_child = false; }
+};
+
 TEST(Isolation, AChildThatReadsProgramMemoryFailsSafely) {
+  UseChild child;
   const std::size_t bytes = std::size_t{16} << 20;
   auto* program = static_cast<char*>(
       ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
@@ -376,6 +383,7 @@ void look_at_plain_in_pause() {
 // still there after cycles; the mapping cmr did mark during the pause is unmarked again;
 // and a child of the program's own fork() sees its memory as the kernel promises.
 TEST(Isolation, TheProgramsOwnForkFlagsAreKeptAndOnlyOursAreUndone) {
+  UseChild child;
   ASSERT_TRUE(cmr::collect());  // initialises the runtime, so stats() knows the mode
   if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
   const std::size_t bytes = std::size_t{4} << 20;
@@ -420,6 +428,7 @@ TEST(Isolation, TheProgramsOwnForkFlagsAreKeptAndOnlyOursAreUndone) {
 // The marks exist only under the lock the program's fork() takes first (atfork): children
 // forked while cycles run back to back read all of the program's memory.
 TEST(Isolation, AProgramForkDuringCyclesNeverSeesOurMarks) {
+  UseChild child;
   ASSERT_TRUE(cmr::collect());  // initialises the runtime, so stats() knows the mode
   if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
   const std::size_t bytes = std::size_t{4} << 20;

@@ -330,6 +330,9 @@ class Helper {
       close(sv[0]);
       g_socket = sv[1];
       alarm(kHelperAlarmSeconds);
+      // Every condition here is about the scanner child (its creation, exit and reaping)
+      // or the handshake, which both kinds of cycle share: every cycle uses the child.
+      cmr::detail::g_test_faults.use_child = true;
       try {
         body();
       } catch (const std::exception& e) {

@@ -16,6 +16,8 @@
 #include <vector>
 
 #include <cmr/cmr.hpp>
+
+#include "core/test_mode.hpp"
 #include <cmr/detail/hooks.hpp>
 
 namespace {
@@ -209,8 +211,14 @@ TEST(ConsistentSnapshot, EveryRegisteredThreadIsHeldUntilTheChildExists) {
 // ungated child to begin its scan inside it.
 void hold_pause() { std::this_thread::sleep_for(20ms); }
 
+struct UseChild {  // a test of the scanner child itself, in either mode
+  UseChild() { cmr::detail::g_test_faults.use_child = true; }
+  ~UseChild() { cmr::detail::g_test_faults.use_child = cmr_test::child_mode(); }
+};
+
 TEST(ConsistentSnapshot, TheChildBeginsItsScanOnlyAfterTheThreadsAreReleased) {
   HookReset reset;
+  UseChild child;
   cmr::Guard<Tracked> g;
   cmr::make<Tracked>(g);
   cmr::detail::g_test_hooks.collector_paused = &hold_pause;
@@ -507,6 +515,7 @@ TEST(CompleteAnswers, AScannerThatCrashesFreesNothingAndTheNextCycleDoes) {
 std::atomic<int> g_atfork_calls{0};
 
 TEST(RawClone, CyclesNeverRunForkHandlersAndSurviveThreadsInMalloc) {
+  UseChild child;
   pthread_atfork([] { g_atfork_calls.fetch_add(1); }, nullptr, nullptr);
   std::atomic<bool> stop{false};
   std::vector<std::thread> hammer;

@@ -13,6 +13,8 @@
 
 #include <cmr/cmr.hpp>
 
+#include "core/test_mode.hpp"
+
 namespace {
 
 constexpr int kWords = 6;

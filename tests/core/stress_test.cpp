@@ -25,6 +25,8 @@
 
 #include <cmr/cmr.hpp>
 
+#include "core/test_mode.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;

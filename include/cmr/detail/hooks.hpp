@@ -36,6 +36,9 @@ struct TestFaults {
   bool handler_fails_a_syscall = false;
   // The scanner child reads this address first (program memory it must not see).
   const volatile char* child_reads = nullptr;
+  // Every cycle uses a scanner child, however small the heap (tests of the child itself).
+  // Any of the child's faults above implies it.
+  bool use_child = false;
 };
 extern TestFaults g_test_faults;
 
