@@ -92,6 +92,13 @@ bool empty(const BlockMeta& m) noexcept {
 // Folds freed bits into alloc: alloc first, so that a snapshot taken in between never sees
 // a destroyed slot as a candidate again (alloc 1 with freed 0).
 void fold(BlockMeta& m) noexcept {
+  // seq_cst: as the freed words below (release_block sets it, then exchanges `queued`).
+  if (m.freed_all.load(std::memory_order_seq_cst) != 0) {
+    for (std::size_t w = 0; w < words_of(m.cls); ++w)
+      m.alloc[w].store(0, std::memory_order_relaxed);  // relaxed: the owner's own words
+    // release: alloc is zero before any observer (a snapshot included) sees the flag clear.
+    m.freed_all.store(0, std::memory_order_release);
+  }
   for (std::size_t w = 0; w < words_of(m.cls); ++w) {
     // seq_cst: pairs with the collector's seq_cst fetch_or in release_slots (the objects'
     // destruction happens before their slots are reused, invariant 8), and, for the
@@ -443,6 +450,23 @@ bool allocate_large(std::size_t bytes, std::size_t align, const TypeInfo* type,
   return true;
 }
 
+namespace {
+// Under the heap lock: the freed words or flag are set; hands the block to its owner's
+// returned queue (if not already there).
+void push_returned_locked(ThreadRecord* owner, std::uint32_t block) noexcept {
+  BlockMeta& m = meta(block);
+  // seq_cst: pairs with the owner's store of queued = 0 in drain_returned.
+  if (m.queued.exchange(1, std::memory_order_seq_cst) != 0) return;
+  // relaxed load: only this thread (under the heap lock) pushes; the CAS below orders.
+  std::uint32_t head = owner->returned_head.load(std::memory_order_relaxed);
+  do {
+    m.next_returned = head;
+    // release: pairs with the acquire exchange in drain_returned (next_returned is set).
+  } while (!owner->returned_head.compare_exchange_weak(head, block, std::memory_order_release,
+                                                        std::memory_order_relaxed));
+}
+}  // namespace
+
 void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) noexcept {
   BlockMeta& m = meta(block);
   std::lock_guard lock(g_lock);
@@ -460,18 +484,25 @@ void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) n
   }
   for (std::size_t i = 0; i < n; ++i)
     // seq_cst: pairs with the owner's seq_cst load in fold (the destructors ran before the
-    // slot can be reused), and orders before the exchange of `queued` below.
+    // slot can be reused), and orders before the exchange of `queued`.
     m.freed[words[i].word].fetch_or(words[i].bits, std::memory_order_seq_cst);
-  // seq_cst: pairs with the owner's store of queued = 0 in drain_returned.
-  if (m.queued.exchange(1, std::memory_order_seq_cst) == 0) {
-    // relaxed load: only this thread (under the heap lock) pushes; the CAS below orders.
-    std::uint32_t head = owner->returned_head.load(std::memory_order_relaxed);
-    do {
-      m.next_returned = head;
-      // release: pairs with the acquire exchange in drain_returned (next_returned is set).
-    } while (!owner->returned_head.compare_exchange_weak(head, block, std::memory_order_release,
-                                                          std::memory_order_relaxed));
+  push_returned_locked(owner, block);
+}
+
+void release_block(std::uint32_t block) noexcept {
+  BlockMeta& m = meta(block);
+  std::lock_guard lock(g_lock);
+  if (m.owner == nullptr) {  // its thread exited: it is empty now
+    for (std::size_t w = 0; w < words_of(m.cls); ++w)
+      m.alloc[w].store(0, std::memory_order_relaxed);  // relaxed: under the heap lock
+    adoptable_remove(block);
+    pool_locked(block);
+    return;
   }
+  // seq_cst: pairs with the owner's seq_cst load in fold (the destructors ran before the
+  // slots can be reused), and orders before the exchange of `queued`.
+  m.freed_all.store(1, std::memory_order_seq_cst);
+  push_returned_locked(m.owner, block);
 }
 
 void release_large(std::uint32_t head) noexcept {
@@ -523,6 +554,8 @@ std::string audit(ThreadRecord* const* owners, std::size_t count) {
       return say("a pooled block is in use or owned", b);
     if (m.queued.load(std::memory_order_relaxed) != 0)
       return say("a pooled block is on a returned queue", b);
+    if (m.freed_all.load(std::memory_order_relaxed) != 0)
+      return say("a pooled block is marked freed_all", b);
     if (!bits_zero(m)) return say("a pooled block has bits set", b);
   }
   for (unsigned idx = 0; idx < kCursors; ++idx) {

@@ -55,6 +55,9 @@ struct FreedWord {
   std::uint64_t bits;
 };
 void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) noexcept;
+// Every slot of `block` (full at the cut, all garbage, destroyed): one flag instead of a
+// freed bit per slot.
+void release_block(std::uint32_t block) noexcept;
 // A large object whose destructor (if any) ran: its span goes back to the heap.
 void release_large(std::uint32_t head) noexcept;
 

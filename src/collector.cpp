@@ -91,6 +91,7 @@ Collector::~Collector() {
   roots_.release();
   keep_.release();
   pause_marks_.release();
+  pause_block_marks_.release();
   pause_stack_.release();
   sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
   sys::unmap(plan_, sizeof(ScanPlan));
@@ -346,8 +347,24 @@ bool Collector::run_cycle() {
 
 bool Collector::ensure_pause_scratch() noexcept {
   const std::size_t blocks = std::size_t{blocks::carved()} + 64;
-  if (!pause_marks_.reserve(blocks * kBitmapWords)) return false;
-  return pause_stack_.reserve(std::max<std::size_t>(last_reachable_ * 2, 4096));
+  // The answer's room: one entry per bitmap word of every block, the most it can need
+  // (1 KiB per 64 KiB block).
+  const std::size_t entries = blocks * kBitmapWords;
+  const std::size_t answer_words = (ScanResult::bytes_for(entries) + 7) / 8;
+  const std::size_t had_marks = pause_marks_.capacity, had_answer = pause_answer_.capacity;
+  const std::size_t had_counts = pause_block_marks_.capacity;
+  if (!pause_marks_.reserve(blocks * kBitmapWords) || !pause_block_marks_.reserve(blocks) ||
+      !pause_stack_.reserve(std::max<std::size_t>(last_reachable_ * 2, 4096)) ||
+      !pause_answer_.reserve(answer_words))
+    return false;
+  // Grown scratch is faulted in now, not inside the pause (the marks are zero already).
+  if (pause_marks_.capacity != had_marks)
+    std::memset(pause_marks_.data, 0, pause_marks_.capacity * sizeof(std::uint64_t));
+  if (pause_block_marks_.capacity != had_counts)
+    std::memset(pause_block_marks_.data, 0, pause_block_marks_.capacity * sizeof(std::uint32_t));
+  if (pause_answer_.capacity != had_answer)
+    std::memset(pause_answer_.data, 0, pause_answer_.capacity * sizeof(std::uint64_t));
+  return true;
 }
 
 bool Collector::hold_threads(std::unique_lock<std::mutex>& registry, std::int64_t& t0,
@@ -409,14 +426,15 @@ void Collector::release_threads(std::unique_lock<std::mutex>& registry, std::int
   record_pause(pause_ns_);
 }
 
-void Collector::prepare_plan(std::uint32_t block_count) noexcept {
+void Collector::prepare_plan(std::uint32_t block_count, ScanResult* result,
+                             std::size_t capacity) noexcept {
   const blocks::HeapRange heap = blocks::range();
-  result_->complete.store(0, std::memory_order_relaxed);  // relaxed: read after the clone
-  result_->started.store(0, std::memory_order_relaxed);   // copies it, or by this thread
-  result_->count = 0;
-  result_->began_ns = 0;
-  *plan_ = ScanPlan{heap.base, heap.table, block_count, roots_.data, roots_.size, result_,
-                    result_capacity_,
+  result->complete.store(0, std::memory_order_relaxed);  // relaxed: read after the clone
+  result->started.store(0, std::memory_order_relaxed);   // copies it, or by this thread
+  result->count = 0;
+  result->began_ns = 0;
+  *plan_ = ScanPlan{heap.base, heap.table, block_count, roots_.data, roots_.size, result,
+                    capacity,
                     static_cast<std::uint32_t>(cycles_.load(std::memory_order_relaxed) + 1),
                     ChildFaults{g_test_faults.child_crash, g_test_faults.child_hang,
                                 g_test_faults.child_exit_early, g_test_faults.child_reads}};
@@ -427,27 +445,35 @@ void Collector::prepare_plan(std::uint32_t block_count) noexcept {
 // abandoned (nothing freed) and the caller runs it again with a child.
 Collector::Outcome Collector::cycle_in_pause() {
   RuntimeState& s = rt();
-  if (!ensure_answer_room() || !ensure_pause_scratch()) return Outcome::kOverBudget;
+  if (!ensure_pause_scratch()) return Outcome::kOverBudget;
   std::unique_lock<std::mutex> registry;
   std::int64_t t0;
   if (!hold_threads(registry, t0, false)) return Outcome::kAborted;
   const bool ready = copy_roots();
   const std::uint64_t allocated_at_cut = s.allocated_since_cycle.load(std::memory_order_relaxed);
   PauseMark marked = PauseMark::kNoRoom;
-  std::size_t marked_words = 0;
+  std::size_t marked_blocks = 0;
   if (ready) {
-    prepare_plan(blocks::carved());
-    MarkScratch scratch{pause_marks_.data, pause_marks_.capacity, pause_stack_.data,
-                        pause_stack_.capacity};
+    auto* answer = reinterpret_cast<ScanResult*>(pause_answer_.data);
+    prepare_plan(blocks::carved(), answer,
+                 (pause_answer_.capacity * sizeof(std::uint64_t) - sizeof(ScanResult)) /
+                     sizeof(GarbageWord));
+    MarkScratch scratch{pause_marks_.data,
+                        std::min(pause_marks_.capacity, pause_block_marks_.capacity * kBitmapWords),
+                        pause_block_marks_.data, pause_stack_.data, pause_stack_.capacity};
     marked = mark_with(*plan_, scratch, sys::deadline_after(pause_budget_ns_));
-    marked_words = std::min(std::size_t{plan_->block_count} * kBitmapWords, pause_marks_.capacity);
+    marked_blocks = std::min<std::size_t>(plan_->block_count, scratch.mark_words / kBitmapWords);
     if (marked == PauseMark::kAnswered && g_test_hooks.collector_paused)
       g_test_hooks.collector_paused();
   }
   release_threads(registry, t0);
   last_roots_.store(roots_.size, std::memory_order_relaxed);  // relaxed: stats
-  // Zeroed for the next in-pause mark, off the pause.
-  std::memset(pause_marks_.data, 0, marked_words * sizeof(std::uint64_t));
+  // Zeroed for the next in-pause mark, off the pause: only the blocks something was marked in.
+  for (std::size_t b = 0; b < marked_blocks; ++b) {
+    if (pause_block_marks_.data[b] == 0) continue;
+    std::memset(&pause_marks_.data[b * kBitmapWords], 0, kBitmapWords * sizeof(std::uint64_t));
+    pause_block_marks_.data[b] = 0;
+  }
   if (marked != PauseMark::kAnswered) {
     over_budget_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
     last_mark_ns_ = INT64_MAX;  // until a child's mark says otherwise
@@ -479,7 +505,7 @@ Collector::Outcome Collector::cycle_with_child() {
   int clone_error = ENOMEM;
   snapshot::Child child;
   if (ready) {
-    prepare_plan(block_count);
+    prepare_plan(block_count, result_, result_capacity_);
     if (g_test_faults.fail_clone > 0) {
       --g_test_faults.fail_clone;
       clone_error = EAGAIN;
@@ -537,19 +563,21 @@ Collector::Outcome Collector::cycle_with_child() {
 // A complete answer, either way: reclaim, then the counters and the next trigger.
 Collector::Outcome Collector::finish(const std::int64_t, std::uint64_t allocated_at_cut) noexcept {
   RuntimeState& s = rt();
+  ScanResult* answer = plan_->result;  // the child's shared answer, or the in-pause one
+  last_garbage_words_ = answer->count;
   // relaxed: statistics, written by the collector only.
-  last_candidates_.store(result_->candidates, std::memory_order_relaxed);
-  last_words_.store(result_->words_scanned, std::memory_order_relaxed);
-  last_scan_.store(result_->scan_ns, std::memory_order_relaxed);
-  if (result_->scan_ns > max_scan_.load(std::memory_order_relaxed))
-    max_scan_.store(result_->scan_ns, std::memory_order_relaxed);
-  last_mark_ns_ = result_->scan_ns;
-  last_reachable_ = result_->reachable;
+  last_candidates_.store(answer->candidates, std::memory_order_relaxed);
+  last_words_.store(answer->words_scanned, std::memory_order_relaxed);
+  last_scan_.store(answer->scan_ns, std::memory_order_relaxed);
+  if (answer->scan_ns > max_scan_.load(std::memory_order_relaxed))
+    max_scan_.store(answer->scan_ns, std::memory_order_relaxed);
+  last_mark_ns_ = answer->scan_ns;
+  last_reachable_ = answer->reachable;
 
-  const Reclaimed freed = reclaim(result_->entries(), result_->count);
+  const Reclaimed freed = reclaim(answer->entries(), answer->count);
   objects_freed_.fetch_add(freed.objects, std::memory_order_relaxed);
   bytes_freed_.fetch_add(freed.bytes, std::memory_order_relaxed);
-  survivor_bytes_ = result_->reachable_bytes;
+  survivor_bytes_ = answer->reachable_bytes;
 
   // relaxed: counters; see heap.cpp.
   s.allocated_since_cycle.fetch_sub(std::min(allocated_at_cut,

@@ -55,7 +55,7 @@ class Collector {
   // (lock released, threads running, cycle counted as aborted) if a thread did not answer.
   bool hold_threads(std::unique_lock<std::mutex>& registry, std::int64_t& t0, bool isolate);
   void release_threads(std::unique_lock<std::mutex>& registry, std::int64_t t0) noexcept;
-  void prepare_plan(std::uint32_t block_count) noexcept;
+  void prepare_plan(std::uint32_t block_count, ScanResult* result, std::size_t capacity) noexcept;
   Outcome finish(const std::int64_t t0, std::uint64_t allocated_at_cut) noexcept;
   bool ensure_pause_scratch() noexcept;
   std::atomic<bool> forced_requested_{false};
@@ -93,9 +93,14 @@ class Collector {
   // In-pause marks: scratch kept across cycles (the marks are zeroed after each use).
   const std::int64_t pause_budget_ns_;
   MappedBuffer<std::uint64_t> pause_marks_;
+  MappedBuffer<std::uint32_t> pause_block_marks_;
   MappedBuffer<MarkScratch::Item> pause_stack_;
+  // The in-pause mark's answer: private, kept, and touched already (a fresh shared
+  // mapping would fault once per page inside the pause).
+  MappedBuffer<std::uint64_t> pause_answer_;
   std::int64_t last_mark_ns_ = 0;        // the last completed mark, either way
   std::uint64_t last_reachable_ = 0;     // objects it reached
+  std::uint64_t last_garbage_words_ = 0; // entries of its answer
   std::int64_t pause_ns_ = 0;            // the current cycle's pause so far
   std::int64_t next_cycle_ns_ = 0;       // no cycle starts before (spacing, see .cpp)
 

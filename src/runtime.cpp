@@ -16,6 +16,7 @@
 #include "blocks.hpp"
 #include "collector.hpp"
 #include "handshake.hpp"
+#include "scanner.hpp"
 #include "state.hpp"
 #include "sys.hpp"
 
@@ -96,6 +97,7 @@ void init_locked(const Options& options, bool implicit) {
   RuntimeState& s = rt();
   validate(options);
   blocks::init(options.heap_reserve, options.huge_pages);
+  detect_cpu();
   handshake::install(options.signal);
   s.options = options;
   s.implicit_init = implicit;

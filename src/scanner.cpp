@@ -25,6 +25,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include "sys.hpp"
 
 namespace cmr::detail {
@@ -44,15 +48,20 @@ constexpr Reciprocals kReciprocal;
 inline std::uint64_t candidates(const BlockMeta& m, std::size_t w) noexcept {
   // relaxed: the heap does not change while it is marked (the child's copy, or the
   // program's own while every thread that writes it is held).
+  if (m.freed_all.load(std::memory_order_relaxed) != 0) return 0;
   return m.alloc[w].load(std::memory_order_relaxed) & ~m.freed[w].load(std::memory_order_relaxed);
+}
+
+// The bits of word `w` that stand for real slots of class `cls`.
+inline std::uint64_t valid_bits(unsigned cls, std::size_t w) noexcept {
+  const std::size_t n = slots_of(cls), first = w * 64;
+  return n - first >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (n - first)) - 1;
 }
 
 // Candidates of word `w` of a small block that stand for real slots: a bit past the
 // class's last slot (none is ever set; this does not rely on it) names no object.
 inline std::uint64_t slot_candidates(const BlockMeta& m, std::size_t w) noexcept {
-  const std::size_t n = slots_of(m.cls), first = w * 64;
-  const std::uint64_t valid = n - first >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (n - first)) - 1;
-  return candidates(m, w) & valid;
+  return candidates(m, w) & valid_bits(m.cls, w);
 }
 
 // How often the mark looks at the clock against its deadline (objects).
@@ -71,12 +80,17 @@ class Marker {
     return true;
   }
 
-  // Lists every candidate that was not marked; false if the answer would not fit.
-  bool answer(ScanResult* result) noexcept {
+  // Lists every candidate that was not marked. kNoRoom if the answer would not fit,
+  // kOverBudget if `deadline_ns` passed first. Pop counts bits (see popcount_of below).
+  template <class Pop>
+  [[gnu::always_inline]] inline PauseMark answer(ScanResult* result, std::int64_t deadline_ns,
+                                                 Pop pop) noexcept {
     GarbageWord* out = result->entries();
     std::size_t n = 0;
     std::uint64_t cands = 0, reached = 0, reached_bytes = 0;
     for (std::uint32_t b = 0; b < plan_.block_count; ++b) {
+      if (b % kDeadlineEvery == kDeadlineEvery - 1 && sys::now_ns() > deadline_ns)
+        return PauseMark::kOverBudget;
       const BlockMeta& m = plan_.blocks[b];
       const std::uint8_t state = m.state.load(std::memory_order_relaxed);
       std::size_t words, slot_bytes;
@@ -89,18 +103,39 @@ class Marker {
       } else {
         continue;
       }
+      if (state == kBlockSmall && s_.block_marks[b] == 0) {
+        // Nothing in it was reached: when it was full (the common case under churn), one
+        // entry, found by comparing words with no mark to read and no bit to count.
+        bool full = true;
+        for (std::size_t w = 0; w < words && full; ++w)
+          full = slot_candidates(m, w) == valid_bits(m.cls, w);
+        if (full) {
+          if (n == plan_.capacity) return PauseMark::kNoRoom;
+          out[n++] = GarbageWord{b, kWholeBlock, 0};
+          cands += slots_of(m.cls);
+          continue;
+        }
+      }
       const std::uint64_t* marks = &s_.marks[std::size_t{b} * kBitmapWords];
+      const std::size_t first_entry = n;
+      bool whole = state == kBlockSmall;  // full at the cut, and all of it garbage
       for (std::size_t w = 0; w < words; ++w) {
         const std::uint64_t c = state == kBlockLarge ? candidates(m, 0) & 1 : slot_candidates(m, w);
+        if (whole && (c != valid_bits(m.cls, w) || marks[w] != 0)) whole = false;
         if (c == 0) continue;
         const std::uint64_t live = c & marks[w];
-        cands += popcount64(c);
-        reached += popcount64(live);
-        reached_bytes += std::uint64_t{popcount64(live)} * slot_bytes;
+        const std::uint64_t n_live = pop(live);
+        cands += pop(c);
+        reached += n_live;
+        reached_bytes += n_live * slot_bytes;
         if (const std::uint64_t dead = c & ~live) {
-          if (n == plan_.capacity) return false;
+          if (n == plan_.capacity) return PauseMark::kNoRoom;
           out[n++] = GarbageWord{b, static_cast<std::uint32_t>(w), dead};
         }
+      }
+      if (whole) {  // its words' entries become one (released without a word's update)
+        n = first_entry;
+        out[n++] = GarbageWord{b, kWholeBlock, 0};
       }
     }
     result->count = n;
@@ -108,7 +143,7 @@ class Marker {
     result->reachable = reached;
     result->reachable_bytes = reached_bytes;
     result->words_scanned = words_;
-    return true;
+    return PauseMark::kAnswered;
   }
 
  private:
@@ -130,6 +165,7 @@ class Marker {
       std::uint64_t& mark = s_.marks[std::size_t{b} * kBitmapWords + w];
       if ((mark & bit) != 0) return;
       mark |= bit;
+      ++s_.block_marks[b];
       push(plan_.heap_base + (std::uintptr_t{b} << kBlockShift) + slot * kClassBytes[cls],
            kClassBytes[cls]);
       return;
@@ -147,6 +183,7 @@ class Marker {
     std::uint64_t& mark = s_.marks[std::size_t{b} * kBitmapWords];
     if ((mark & 1) != 0) return;
     mark |= 1;
+    ++s_.block_marks[b];
     push(start, span);
   }
 
@@ -188,6 +225,33 @@ void crash_if_asked(const ScanPlan& plan) noexcept {
 
 }  // namespace
 
+// The answer pass counts bits in every word of the heap's bitmaps. x86-64's baseline has no
+// popcnt instruction, and __builtin_popcountll there is a call into libgcc (which the child
+// must not make: see the file comment), so the pass is compiled twice: with the
+// instruction, used when the CPU has it (asked once, with cpuid, when the runtime starts),
+// and with popcount64.
+#if defined(__x86_64__)
+bool g_has_popcnt = false;
+
+[[gnu::target("popcnt")]] PauseMark answer_with_popcnt(Marker& m, ScanResult* r,
+                                                       std::int64_t deadline_ns) noexcept {
+  return m.answer(r, deadline_ns, [](std::uint64_t x) -> std::uint64_t {
+    return static_cast<std::uint64_t>(__builtin_popcountll(x));
+  });
+}
+#endif
+
+PauseMark answer_of(Marker& m, ScanResult* r, std::int64_t deadline_ns) noexcept {
+#if defined(__x86_64__)
+  if (g_has_popcnt) return answer_with_popcnt(m, r, deadline_ns);
+  return m.answer(r, deadline_ns, [](std::uint64_t x) -> std::uint64_t { return popcount64(x); });
+#else
+  return m.answer(r, deadline_ns, [](std::uint64_t x) -> std::uint64_t {
+    return static_cast<std::uint64_t>(__builtin_popcountll(x));
+  });
+#endif
+}
+
 std::size_t count_candidates(const ScanPlan& plan) noexcept {
   std::size_t count = 0;
   for (std::uint32_t b = 0; b < plan.block_count; ++b) {
@@ -206,10 +270,19 @@ PauseMark mark_with(const ScanPlan& plan, MarkScratch& scratch, std::int64_t dea
   if (scratch.mark_words < std::size_t{plan.block_count} * kBitmapWords) return PauseMark::kNoRoom;
   Marker marker(plan, scratch);
   if (!marker.mark(deadline_ns)) return PauseMark::kOverBudget;
-  if (marker.overflow_ || !marker.answer(plan.result)) return PauseMark::kNoRoom;
+  if (marker.overflow_) return PauseMark::kNoRoom;
+  if (const PauseMark a = answer_of(marker, plan.result, deadline_ns); a != PauseMark::kAnswered)
+    return a;
   plan.result->epoch = plan.epoch;
   plan.result->scan_ns = sys::now_ns() - start;
   return PauseMark::kAnswered;
+}
+
+void detect_cpu() noexcept {
+#if defined(__x86_64__)
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid(1, &eax, &ebx, &ecx, &edx)) g_has_popcnt = (ecx & bit_POPCNT) != 0;
+#endif
 }
 
 bool scan(const ScanPlan& plan) noexcept {
@@ -218,14 +291,17 @@ bool scan(const ScanPlan& plan) noexcept {
   scratch.mark_words = std::size_t{plan.block_count} * kBitmapWords;
   scratch.stack_items = count_candidates(plan) + 1;
   scratch.marks = static_cast<std::uint64_t*>(sys::map_private(scratch.mark_words * 8 + 8));
+  scratch.block_marks =
+      static_cast<std::uint32_t*>(sys::map_private(std::size_t{plan.block_count} * 4 + 4));
   scratch.stack = static_cast<MarkScratch::Item*>(
       sys::map_private(scratch.stack_items * sizeof(MarkScratch::Item)));
   bool ok = false;
-  if (scratch.marks != nullptr && scratch.stack != nullptr) {
+  if (scratch.marks != nullptr && scratch.block_marks != nullptr && scratch.stack != nullptr) {
     crash_if_asked(plan);
     ok = mark_with(plan, scratch, INT64_MAX) == PauseMark::kAnswered;
   }
   sys::unmap(scratch.marks, scratch.mark_words * 8 + 8);
+  sys::unmap(scratch.block_marks, std::size_t{plan.block_count} * 4 + 4);
   sys::unmap(scratch.stack, scratch.stack_items * sizeof(MarkScratch::Item));
   return ok;
 }

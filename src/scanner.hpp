@@ -11,12 +11,14 @@
 namespace cmr::detail {
 
 // One word of a block's garbage: slots that were candidates at the cut and that nothing
-// reachable points into. For a large object's span, word 0 bit 0.
+// reachable points into. For a large object's span, word 0 bit 0. word == kWholeBlock: the
+// block was full at the cut (every slot a candidate) and all of it is garbage.
 struct GarbageWord {
   std::uint32_t block;
   std::uint32_t word;
   std::uint64_t bits;
 };
+inline constexpr std::uint32_t kWholeBlock = ~std::uint32_t{0};
 
 // The answer, in a mapping shared with the parent and kept across cycles. The child fills
 // `entries` in ascending (block, word) order, then stores `complete` last.
@@ -75,6 +77,8 @@ struct MarkScratch {
   };
   std::uint64_t* marks = nullptr;  // all zero before a mark
   std::size_t mark_words = 0;
+  std::uint32_t* block_marks = nullptr;  // per block: how many of its slots were marked
+                                         // (all zero before a mark; mark_words / 64 of them)
   Item* stack = nullptr;
   std::size_t stack_items = 0;
 };
@@ -94,6 +98,9 @@ enum class PauseMark {
   kNoRoom,      // the scratch or the answer is too small for this heap
 };
 PauseMark mark_with(const ScanPlan& plan, MarkScratch& scratch, std::int64_t deadline_ns) noexcept;
+
+// Looks up what the mark may use of this CPU (called once by init, before any cycle).
+void detect_cpu() noexcept;
 
 // The child's entry point: scan, then _exit through the raw system call.
 [[noreturn]] void scanner_child_main(const ScanPlan& plan) noexcept;

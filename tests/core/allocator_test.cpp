@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "blocks.hpp"
+#include "cmr/detail/heap_layout.hpp"
 #include "cmr/detail/hooks.hpp"
 #include "state.hpp"
 
@@ -244,6 +245,48 @@ TEST(Heap, ABlockQueuedAgainWhileItsOwnerFoldsItIsNotPooled) {
   EXPECT_EQ(audit_heap(), "");
 }
 
+// A block full at the cut whose every object is garbage is released whole (one flag, not a
+// freed bit per slot): its objects are still destroyed exactly once, its slots come back
+// to its owner, and an orphaned one goes to the pool.
+TEST(Heap, AFullBlockOfGarbageIsReleasedWholeAndEveryObjectDestroyedOnce) {
+  ASSERT_TRUE(cmr::collect());
+  constexpr std::size_t kPerBlock =
+      cmr::detail::slots_of(cmr::detail::Layout<Counted>::kClass);  // exactly one block
+  for (const bool exits : {false, true}) {
+    const int made_before = g_counted_made.load(), destroyed_before = g_counted_destroyed.load();
+    std::uint32_t block = 0;
+    auto fill = [&] {
+      cmr::Guard<Counted> g;
+      Counted* first = cmr::make<Counted>(g);
+      block = cmr::detail::blocks::block_of(first);
+      // Fill the rest of its block (earlier tests may have left it partly used).
+      while (cmr::detail::blocks::block_of(cmr::make<Counted>(g)) == block) {
+      }
+    };
+    if (exits) std::thread(fill).join(); else fill();
+    ASSERT_TRUE(cmr::collect());
+    EXPECT_EQ(g_counted_destroyed.load() - destroyed_before, g_counted_made.load() - made_before)
+        << (exits ? "orphaned" : "owned") << " block: objects not destroyed exactly once";
+    EXPECT_EQ(audit_heap(), "");
+    if (exits) {
+      EXPECT_EQ(cmr::detail::blocks::meta(block).state.load(), cmr::detail::kBlockFree)
+          << "an emptied orphaned block was not pooled";
+    } else {
+      // The owner takes the block back when it next refills: no new block is carved.
+      const std::uint32_t carved = cmr::detail::blocks::carved();
+      {
+        cmr::Guard<Counted> g;
+        for (std::size_t i = 0; i < 2 * kPerBlock; ++i) cmr::make<Counted>(g);
+      }
+      EXPECT_EQ(cmr::detail::blocks::carved(), carved);
+      ASSERT_TRUE(cmr::collect());  // those too, before the next round counts
+    }
+  }
+  ASSERT_TRUE(cmr::collect());
+  EXPECT_EQ(g_counted_destroyed.load(), g_counted_made.load());
+  EXPECT_EQ(audit_heap(), "");
+}
+
 // A constructor that throws gives its slot back for the next make at once: a million
 // failed constructions take no more memory than one.
 struct Throws {
@@ -281,10 +324,15 @@ struct UseChild {
 
 TEST(Isolation, AChildThatReadsProgramMemoryFailsSafely) {
   UseChild child;
-  const std::size_t bytes = std::size_t{16} << 20;
-  auto* program = static_cast<char*>(
-      ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  ASSERT_NE(program, MAP_FAILED);
+  const std::size_t bytes = std::size_t{16} << 20, page = 4096;
+  // Fenced by a PROT_NONE page on each side, so that the kernel never merges it with a
+  // neighbour (the allocator maps segments wherever it likes): this test is about a child
+  // reading memory it was not given, not about mappings that change under the isolation.
+  auto* fenced = static_cast<char*>(::mmap(nullptr, bytes + 2 * page, PROT_NONE,
+                                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(fenced, MAP_FAILED);
+  char* program = fenced + page;
+  ASSERT_EQ(::mprotect(program, bytes, PROT_READ | PROT_WRITE), 0);
   std::memset(program, 1, bytes);
   ASSERT_TRUE(cmr::collect());  // notices the new mapping
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // flags refresh at most 1/s
@@ -309,7 +357,7 @@ TEST(Isolation, AChildThatReadsProgramMemoryFailsSafely) {
   }
   ASSERT_TRUE(cmr::collect());  // the next cycle works and frees the garbage
   EXPECT_GT(cmr::stats().objects_freed, before.objects_freed);
-  ::munmap(program, bytes);
+  ::munmap(fenced, bytes + 2 * page);
 }
 
 }  // namespace
@@ -358,12 +406,19 @@ bool has_flag(const char* vm_flags, const char* flag) {
   return false;
 }
 
+// A touched mapping fenced by PROT_NONE pages, which keep the kernel from merging it with
+// a neighbour (see AChildThatReadsProgramMemoryFailsSafely); unmap with unmap_touched.
+constexpr std::size_t kFence = 4096;
 char* map_touched(std::size_t bytes, char fill) {
-  auto* p = static_cast<char*>(
-      ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-  if (p != MAP_FAILED) std::memset(p, fill, bytes);
-  return p == MAP_FAILED ? nullptr : p;
+  auto* f = static_cast<char*>(::mmap(nullptr, bytes + 2 * kFence, PROT_NONE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (f == MAP_FAILED) return nullptr;
+  char* p = f + kFence;
+  if (::mprotect(p, bytes, PROT_READ | PROT_WRITE) != 0) return nullptr;
+  std::memset(p, fill, bytes);
+  return p;
 }
+void unmap_touched(char* p, std::size_t bytes) { ::munmap(p - kFence, bytes + 2 * kFence); }
 
 // Lets cmr learn the fork flags of mappings created just now (smaps is re-read when a
 // large unknown mapping appears, at most once a second).
@@ -420,9 +475,9 @@ TEST(Isolation, TheProgramsOwnForkFlagsAreKeptAndOnlyOursAreUndone) {
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-  ::munmap(plain, bytes);
-  ::munmap(dontfork, bytes);
-  ::munmap(wipe, bytes);
+  unmap_touched(plain, bytes);
+  unmap_touched(dontfork, bytes);
+  unmap_touched(wipe, bytes);
 }
 
 // The marks exist only under the lock the program's fork() takes first (atfork): children
@@ -457,7 +512,7 @@ TEST(Isolation, AProgramForkDuringCyclesNeverSeesOurMarks) {
   EXPECT_EQ(failures, 0) << failures << " of " << forks << " children could not read the "
                          << "program's memory (forked while a cycle held its marks)";
   EXPECT_GT(cycles.load(), 10) << "too few cycles ran beside the forks to mean anything";
-  ::munmap(canary, bytes);
+  unmap_touched(canary, bytes);
 }
 
 }  // namespace

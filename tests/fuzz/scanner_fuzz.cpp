@@ -171,21 +171,27 @@ void lay_out(Source& src, Heap& heap) {
       m.cls = static_cast<std::uint8_t>(cls);
       m.state.store(cmr::detail::kBlockSmall, std::memory_order_relaxed);
       const std::size_t size = kClassBytes[cls], n = slots_of(cls);
+      // Freed as a whole by an earlier cycle, not yet folded: no candidates, whatever the
+      // bits say.
+      const bool freed_all = src.byte() < 12;
+      if (freed_all) m.freed_all.store(1, std::memory_order_relaxed);
       // Slots outside a window are free (most runs: small heaps; now and then a full block,
       // its last word and tail included).
-      const bool whole = src.byte() < 16;
+      const bool whole = src.byte() < 16 || freed_all;
       const std::size_t lo = whole ? 0 : src.below(n);
       const std::size_t hi = whole ? n : std::min(n, lo + 1 + src.below(96));
       for (std::size_t s = lo; s < hi; ++s) {
         const std::size_t w = s / 64;
         const std::uint64_t bit = std::uint64_t{1} << (s % 64);
         const std::uint8_t roll = src.byte();
-        const bool alloc = roll < density;
-        const bool freed = (roll & 7) == 0 && (alloc || (roll & 8) != 0);
+        // A full block (every slot allocated, none freed) now and then: all garbage, it is
+        // answered as one entry.
+        const bool alloc = whole && density >= 240 ? true : roll < density;
+        const bool freed = !(whole && density >= 240) && (roll & 7) == 0 && (alloc || (roll & 8) != 0);
         if (alloc) m.alloc[w].fetch_or(bit, std::memory_order_relaxed);
         if (freed) m.freed[w].fetch_or(bit, std::memory_order_relaxed);
         const std::uintptr_t start = base + s * size;
-        if (alloc && !freed) {
+        if (alloc && !freed && !freed_all) {
           heap.objects.push_back(Object{start, start + size, b, static_cast<std::uint32_t>(w), bit});
           unpoison(start, start + size);
         } else {
@@ -373,6 +379,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         expected.push_back(GarbageWord{key.first, key.second, 0});
       expected.back().bits |= bit;
     }
+    // A small block whose every slot was a candidate, none reached: one whole-block entry.
+    std::vector<GarbageWord> folded;
+    for (std::size_t i = 0; i < expected.size();) {
+      const std::uint32_t b = expected[i].block;
+      std::size_t j = i;
+      while (j < expected.size() && expected[j].block == b) ++j;
+      const BlockMeta& m = a.table[b];
+      bool whole = m.state.load(std::memory_order_relaxed) == cmr::detail::kBlockSmall;
+      if (whole) {
+        const std::size_t n = slots_of(m.cls), words = (n + 63) / 64;
+        whole = j - i == words;
+        for (std::size_t k = i; whole && k < j; ++k) {
+          const std::size_t first = std::size_t{expected[k].word} * 64;
+          const std::uint64_t valid =
+              n - first >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << (n - first)) - 1;
+          whole = expected[k].word == k - i && expected[k].bits == valid;
+        }
+      }
+      if (whole) folded.push_back(GarbageWord{b, cmr::detail::kWholeBlock, 0});
+      else folded.insert(folded.end(), expected.begin() + static_cast<long>(i), expected.begin() + static_cast<long>(j));
+      i = j;
+    }
+    expected.swap(folded);
   }
 
   // Now and then an answer buffer too small for the answer: scan() must refuse.

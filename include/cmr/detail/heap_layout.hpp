@@ -11,7 +11,8 @@
 //   freed  bit set: the collector destroyed that object and the slot may be reused, but
 //          the owner has not folded the bit into `alloc` yet (the collector sets bits,
 //          the owner clears them)
-// A slot is a collection candidate exactly when alloc & ~freed has its bit. A slot's life:
+// A slot is a collection candidate exactly when alloc & ~freed has its bit (and the block
+// is not marked freed_all, the whole-block form of freed, below). A slot's life:
 //   free (alloc 0) --take+commit by owner--> candidate (alloc 1, freed 0)
 //     --cycle finds it unreachable; collector destroys it, sets freed--> freed (1, 1)
 //     --owner folds: alloc cleared first, then freed--> free (0, 0)
@@ -116,6 +117,10 @@ struct alignas(64) BlockMeta {
   std::uint32_t next_returned = kNoBlock;  // the owner's returned queue (collector pushes)
   std::atomic<std::uint8_t> queued{0};     // on the owner's returned queue
   std::uint8_t in_adoptable = 0;           // under the heap lock: on an adoptable list
+  // Set by the collector instead of every freed bit when the block was full at a cut and
+  // all of it was garbage (nothing can be allocated in it before that cycle releases it);
+  // cleared by the owner's fold after it zeroed alloc. While set, no slot is a candidate.
+  std::atomic<std::uint8_t> freed_all{0};
   // ---- the bitmaps, each on lines of its own (different writers) ----
   alignas(64) std::atomic<std::uint64_t> alloc[kBitmapWords];
   alignas(64) std::atomic<std::uint64_t> freed[kBitmapWords];
