@@ -45,6 +45,10 @@ namespace cmr::detail::blocks {
 
 namespace {
 
+// The region's first bytes are kept on small pages (see Region::reserve): blocks are carved
+// in address order, so a heap this small never touches a huge page.
+constexpr std::size_t kSmallPagePrefix = std::size_t{32} << 20;
+
 Region g_region;
 BlockMeta* g_table = nullptr;
 std::size_t g_table_bytes = 0;
@@ -322,7 +326,7 @@ std::uint32_t take_span_locked(std::uint32_t n, std::size_t align) noexcept {
 
 void init(std::size_t reserve_bytes, bool huge_pages) {
   if (g_table != nullptr) return;  // an earlier init() got this far, then failed later
-  g_region.reserve(reserve_bytes, std::size_t{2} << 20, huge_pages);
+  g_region.reserve(reserve_bytes, std::size_t{2} << 20, huge_pages, kSmallPagePrefix);
   g_capacity = static_cast<std::uint32_t>(g_region.size() >> kBlockShift);
   g_table_bytes = std::size_t{g_capacity} * sizeof(BlockMeta);
   void* t = sys::map_private(g_table_bytes);

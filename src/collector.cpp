@@ -31,6 +31,8 @@
 namespace cmr::detail {
 
 namespace {
+// Bytes of the in-pause answer faulted in ahead of use (one entry per 16 bytes).
+constexpr std::size_t kAnswerPrefault = std::size_t{64} << 10;
 // Between two pauses the program runs at least this many times the last one.
 constexpr std::int64_t kSpacing = 4;
 // The in-pause mark also sweeps every block's bitmaps: heaps larger than this always use
@@ -80,7 +82,8 @@ constexpr bool kSanitized = false;
 Collector::Collector(const Options& options)
     : options_(options),
       isolate_(options.isolate_snapshot && !kSanitized),
-      pause_budget_ns_(saturating_ns(options.pause_mark_budget)) {
+      pause_budget_ns_(saturating_ns(options.pause_mark_budget)),
+      interval_ns_(saturating_ns(options.trigger_interval)) {
   void* p = sys::map_private(sizeof(ScanPlan));
   if (p == nullptr) throw std::bad_alloc();
   plan_ = new (p) ScanPlan{};
@@ -144,6 +147,18 @@ bool Collector::is_collector_thread() const noexcept {
 }
 
 bool Collector::run_cycle_and_announce() {
+  const bool ok = run_spaced_cycle();
+  const std::int64_t end = sys::now_ns();
+  // relaxed: read by this thread's loop, and by allocating threads as a deadline only.
+  last_end_ns_.store(end, std::memory_order_relaxed);
+  rt().timed_cycle_ns.store(interval_ns_ > 0 && last_in_pause_.load(std::memory_order_relaxed)
+                                ? end + interval_ns_
+                                : INT64_MAX,
+                            std::memory_order_relaxed);
+  return ok;
+}
+
+bool Collector::run_spaced_cycle() {
   // The program runs for at least kSpacing times the last pause between two pauses, so
   // that cycles requested back to back (a collect() loop, or allocation far ahead of the
   // trigger) cannot hold it more than a fifth of the time: an in-pause cycle is over so
@@ -206,13 +221,21 @@ void Collector::thread_main() noexcept {
       serving = requested_;
     }
     const bool explicit_request = serving > completed_;
+    // relaxed: counters compared with thresholds; a wake-up carries what must be seen.
+    const std::uint64_t allocated = s.allocated_since_cycle.load(std::memory_order_relaxed);
+    // The timed trigger: only after a cheap cycle (one marked in the pause), and only for
+    // allocation since then (a quiet program is left alone).
+    const bool timed_candidate = interval_ns_ > 0 && allocated != 0 &&
+                                 last_in_pause_.load(std::memory_order_relaxed);
+    const std::int64_t now = sys::now_ns();
+    const std::int64_t timed_at = last_end_ns_.load(std::memory_order_relaxed) + interval_ns_;
     const bool automatic =
         automatic_requested_.exchange(false, std::memory_order_relaxed) ||
         forced_requested_.exchange(false, std::memory_order_relaxed) ||
-        s.allocated_since_cycle.load(std::memory_order_relaxed) >=
-            s.trigger_threshold.load(std::memory_order_relaxed);
+        allocated >= s.trigger_threshold.load(std::memory_order_relaxed) ||
+        (timed_candidate && now >= timed_at);
     if (!explicit_request && !automatic) {
-      sys::futex_wait(&wake_seq_, seq, 250'000'000);
+      sys::futex_wait(&wake_seq_, seq, timed_candidate ? timed_at - now : 250'000'000);
       continue;
     }
     bool ok;
@@ -334,6 +357,7 @@ bool Collector::run_cycle() {
       blocks::carved() <= kMaxPauseBlocks) {
     switch (cycle_in_pause()) {
       case Outcome::kCompleted:
+        last_in_pause_.store(true, std::memory_order_relaxed);  // relaxed: see thread_main
         return true;
       case Outcome::kAborted:
       case Outcome::kFailed:
@@ -342,6 +366,7 @@ bool Collector::run_cycle() {
         break;  // the heap outgrew the budget: the same cycle, with a child, now
     }
   }
+  last_in_pause_.store(false, std::memory_order_relaxed);  // relaxed: see thread_main
   return cycle_with_child() == Outcome::kCompleted;
 }
 
@@ -357,13 +382,16 @@ bool Collector::ensure_pause_scratch() noexcept {
       !pause_stack_.reserve(std::max<std::size_t>(last_reachable_ * 2, 4096)) ||
       !pause_answer_.reserve(answer_words))
     return false;
-  // Grown scratch is faulted in now, not inside the pause (the marks are zero already).
-  if (pause_marks_.capacity != had_marks)
-    std::memset(pause_marks_.data, 0, pause_marks_.capacity * sizeof(std::uint64_t));
-  if (pause_block_marks_.capacity != had_counts)
-    std::memset(pause_block_marks_.data, 0, pause_block_marks_.capacity * sizeof(std::uint32_t));
+  // Fresh pages are zero and cost a fault on first use. The marks' pages are touched only
+  // for blocks something is marked in (a handful for a small live heap); the answer's first
+  // pages are touched now, not inside the pause (a fresh answer once faulted so often there
+  // that it pushed a 10^6-object cycle past its budget), and the rest only by an answer that
+  // large, whose sweep is long anyway: resident memory stays proportional to use.
+  (void)had_marks;
+  (void)had_counts;
   if (pause_answer_.capacity != had_answer)
-    std::memset(pause_answer_.data, 0, pause_answer_.capacity * sizeof(std::uint64_t));
+    std::memset(pause_answer_.data, 0,
+                std::min<std::size_t>(pause_answer_.capacity, kAnswerPrefault / 8) * 8);
   return true;
 }
 

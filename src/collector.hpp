@@ -49,6 +49,7 @@ class Collector {
   };
   bool run_cycle();
   bool run_cycle_and_announce();
+  bool run_spaced_cycle();
   Outcome cycle_in_pause();
   Outcome cycle_with_child();
   // The pause's first half: the registry lock, the threads held, the roots copied. False
@@ -103,6 +104,9 @@ class Collector {
   std::uint64_t last_garbage_words_ = 0; // entries of its answer
   std::int64_t pause_ns_ = 0;            // the current cycle's pause so far
   std::int64_t next_cycle_ns_ = 0;       // no cycle starts before (spacing, see .cpp)
+  std::atomic<std::int64_t> last_end_ns_{0};  // when the last cycle attempt ended
+  std::atomic<bool> last_in_pause_{true};     // it was marked in the pause (or none ran yet)
+  const std::int64_t interval_ns_;            // Options::trigger_interval
 
   // Background thread and collect() requests.
   std::thread thread_;

@@ -7,8 +7,8 @@
 // runs (DESIGN invariant 2).
 //
 // Accounting is per thread (allocated_objects/bytes, in slot bytes), added to the global
-// trigger count in batches of kFlushBytes so that make() has no shared write in the common
-// case. Back-pressure: a thread that has allocated kPaceFactor x the trigger since the
+// trigger count in batches of kFlushBytes (16 KiB) so that make() has no shared write in the
+// common case. Back-pressure: a thread that has allocated kPaceFactor x the trigger since the
 // last completed cycle waits for the collector (one cycle, bounded) at its next flush, so
 // that allocation cannot outrun reclamation without limit; and with Options::heap_limit,
 // an allocation that would pass the limit waits for cycles to make room, then fails.
@@ -33,7 +33,9 @@ namespace cmr::detail {
 
 namespace {
 
-constexpr std::uint64_t kFlushBytes = 64 * 1024;
+// Fine enough for the collector's timed trigger to see a slowly allocating thread's bytes;
+// one shared atomic add per 16 KiB costs nothing measurable.
+constexpr std::uint64_t kFlushBytes = 16 * 1024;
 constexpr std::uint64_t kPaceFactor = 4;
 constexpr std::int64_t kPaceWaitNs = 100'000'000;  // never stall a thread longer per flush
 
@@ -183,7 +185,10 @@ void flush_allocation_count(ThreadRecord* r) {
   RuntimeState& s = rt();
   const std::uint64_t total = flush(r);
   const std::uint64_t threshold = s.trigger_threshold.load(std::memory_order_relaxed);
-  if (total >= threshold && s.collector != nullptr) s.collector->request_automatic_cycle();
+  // relaxed: a deadline compared with the clock; the wake-up carries the ordering.
+  if ((total >= threshold || sys::now_ns() >= s.timed_cycle_ns.load(std::memory_order_relaxed)) &&
+      s.collector != nullptr)
+    s.collector->request_automatic_cycle();
   if (total >= kPaceFactor * threshold) [[unlikely]] pace();
 }
 

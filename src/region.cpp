@@ -8,6 +8,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -16,7 +17,8 @@
 
 namespace cmr::detail {
 
-void Region::reserve(std::size_t bytes, std::size_t align, bool huge_pages) {
+void Region::reserve(std::size_t bytes, std::size_t align, bool huge_pages,
+                     std::size_t small_prefix) {
   int error = 0;
   for (std::size_t want = bytes;; want /= 2) {
     void* p = ::mmap(nullptr, want + align, PROT_READ | PROT_WRITE,
@@ -34,10 +36,15 @@ void Region::reserve(std::size_t bytes, std::size_t align, bool huge_pages) {
     if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + want), tail);
     base_ = aligned;
     size_ = want;
-    // Transparent huge pages, when asked: the clone copies one entry per 2 MiB instead of
-    // 512 (measured: pause 0.23 ms instead of 2.1 ms with one allocating thread; see
-    // docs/decisions.md). Advisory: without THP support this changes nothing.
-    if (huge_pages) ::madvise(reinterpret_cast<void*>(aligned), want, MADV_HUGEPAGE);
+    // Transparent huge pages, when asked, past a prefix of small pages: a heap big enough
+    // to need a scanner child clones far fewer page-table entries (one per 2 MiB instead of
+    // 512), while a small heap, which is marked in the pause, is not rounded up to 2 MiB of
+    // resident memory per huge page. Advisory: without THP support this changes nothing.
+    if (huge_pages) {
+      const std::size_t prefix = std::min(small_prefix, want);
+      ::madvise(reinterpret_cast<void*>(aligned), prefix, MADV_NOHUGEPAGE);
+      if (want > prefix) ::madvise(reinterpret_cast<void*>(aligned + prefix), want - prefix, MADV_HUGEPAGE);
+    }
     // relaxed: set before the allocator is created and published by init's release store.
     next_.store(aligned, std::memory_order_relaxed);
     return;

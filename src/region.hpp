@@ -12,8 +12,9 @@ class Region {
  public:
   // Reserves `bytes` (or less, halving down to 1 GiB when the kernel refuses) aligned to
   // `align`. Pages cost nothing until touched. Throws cmr::Error when nothing can be had.
-  // huge_pages: advise transparent huge pages for the whole range.
-  void reserve(std::size_t bytes, std::size_t align, bool huge_pages);
+  // huge_pages: advise transparent huge pages for the range past its first `small_prefix`
+  // bytes (which get MADV_NOHUGEPAGE). Without huge_pages nothing is advised.
+  void reserve(std::size_t bytes, std::size_t align, bool huge_pages, std::size_t small_prefix);
   // Bump allocation of fresh, zero-filled pages; null when the region is exhausted.
   // `at` (optional) asks for exactly that address (jemalloc grows extents in place).
   void* take(std::size_t bytes, std::size_t align, void* at = nullptr) noexcept;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "blocks.hpp"
+#include "cmr/detail/duration.hpp"
 #include "collector.hpp"
 #include "handshake.hpp"
 #include "scanner.hpp"
@@ -58,6 +59,8 @@ void validate(const Options& o) {
   if (o.handshake_timeout.count() <= 0)
     throw Error("cmr: Options::handshake_timeout must be positive");
   if (o.scan_timeout.count() <= 0) throw Error("cmr: Options::scan_timeout must be positive");
+  if (o.trigger_interval.count() < 0)
+    throw Error("cmr: Options::trigger_interval must not be negative (0: bytes only)");
   if (o.pause_mark_budget.count() < 0)
     throw Error("cmr: Options::pause_mark_budget must not be negative (0: always a child)");
   if (o.limit_wait.count() < 0)
@@ -102,6 +105,11 @@ void init_locked(const Options& options, bool implicit) {
   s.options = options;
   s.implicit_init = implicit;
   s.trigger_threshold.store(options.trigger_bytes, std::memory_order_relaxed);
+  // The timed trigger is armed from the start: no cycle ran yet, and the first is cheap.
+  // relaxed: published by the release store of `phase` below.
+  if (options.trigger_interval.count() > 0)
+    s.timed_cycle_ns.store(sys::deadline_after(saturating_ns(options.trigger_interval)),
+                           std::memory_order_relaxed);
   auto* collector = new Collector(options);
   s.collector = collector;
   pthread_atfork(&atfork_prepare, &atfork_parent, &atfork_child);

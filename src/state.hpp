@@ -40,13 +40,16 @@ struct RuntimeState {
   // ---- triggering ----
   // Bytes allocated since the last completed cycle (flushed from threads in batches).
   std::atomic<std::uint64_t> allocated_since_cycle{0};
-  std::atomic<std::uint64_t> trigger_threshold{8u << 20};
+  std::atomic<std::uint64_t> trigger_threshold{256u << 10};
   // Live bytes found by the last completed cycle; with allocated_since_cycle, an upper
   // bound on the live tracked heap (for Options::heap_limit).
   std::atomic<std::uint64_t> survivor_bytes{0};
   // Bumped (and futex-woken) after every cycle attempt: allocations waiting for memory or
   // for the collector to catch up sleep on it.
   std::atomic<std::uint32_t> cycle_seq{0};
+  // CLOCK_MONOTONIC after which any allocation starts a cycle (Options::trigger_interval,
+  // after a cheap cycle); INT64_MAX when the timed trigger is off. Written by the collector.
+  std::atomic<std::int64_t> timed_cycle_ns{INT64_MAX};
   std::atomic<std::uint64_t> paced_waits{0}, limit_failures{0};
 
   Collector* collector = nullptr;

@@ -64,6 +64,8 @@ struct CmrImpl {
       cmr::Options options;
       if (const char* kib = std::getenv("CMR_BENCH_TRIGGER_KIB"))
         options.trigger_bytes = std::strtoull(kib, nullptr, 10) << 10;
+      if (const char* ratio = std::getenv("CMR_BENCH_TRIGGER_RATIO"))
+        options.trigger_ratio = std::strtod(ratio, nullptr);
       cmr::init(options);
       start_ = cmr::stats();
     }

@@ -143,8 +143,9 @@ prints one row per configuration.
                      initialised again after its first run's shutdown)
   --list             list implementations and the workloads each provides
 
-Environment: CMR_BENCH_TRIGGER_KIB sets cmr's Options::trigger_bytes (default: the
-library's 8 MiB), for studies of memory against throughput and pause.
+Environment: CMR_BENCH_TRIGGER_KIB and CMR_BENCH_TRIGGER_RATIO set cmr's
+Options::trigger_bytes and trigger_ratio (default: the library's), for studies of memory
+against throughput and pause.
 )",
                argv0);
 }

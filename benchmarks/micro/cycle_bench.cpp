@@ -19,8 +19,8 @@
 //   scan_us     the scanner child's time
 //   candidates  objects the cycle examined;  words  words the child scanned
 //   freed       objects freed per cycle;      ns_per_obj  collect time / n
-// Automatic cycles are disabled (huge trigger_bytes) so that building a heap of 10^6 never
-// starts a cycle of its own and every cycle measured is one of ours.
+// Automatic cycles are disabled (huge trigger_bytes, no trigger_interval) so that building a
+// heap of 10^6 never starts a cycle of its own and every cycle measured is one of ours.
 #include <benchmark/benchmark.h>
 
 #include <cmr/cmr.hpp>
@@ -185,6 +185,7 @@ int iterations_for(std::size_t n) {
 int main(int argc, char** argv) {
   cmr::Options options;
   options.trigger_bytes = std::size_t{1} << 40;
+  options.trigger_interval = std::chrono::milliseconds(0);
   cmr::init(options);
 
   benchmark::RegisterBenchmark("collect/empty", BM_empty)

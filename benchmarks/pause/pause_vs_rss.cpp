@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
   const std::size_t live_mib = argc > 5 ? std::strtoull(argv[5], nullptr, 10) : 0;
 
   // Automatic cycles off: every cycle measured is one of ours.
-  cmr::init({.trigger_bytes = std::size_t{1} << 40, .isolate_snapshot = isolate});
+  cmr::init({.trigger_bytes = std::size_t{1} << 40,
+          .trigger_interval = std::chrono::milliseconds(0), .isolate_snapshot = isolate});
 
   char* app = nullptr;
   if (app_mib != 0) {

@@ -34,8 +34,13 @@ struct Options {
   int signal = SIGUSR1;
   // A cycle starts once this many tracked bytes were allocated since the last one, or once
   // trigger_ratio x the live tracked bytes were, whichever is larger (like a GC percentage).
-  std::size_t trigger_bytes = std::size_t{8} << 20;
+  // Bytes are slot bytes (an object's size rounded up to its size class).
+  std::size_t trigger_bytes = std::size_t{256} << 10;
   double trigger_ratio = 1.0;
+  // Also once this long passed since the last cycle ended, if anything was allocated and
+  // that cycle was marked in the pause (cheap): a slowly allocating program then holds
+  // back what it allocates in this time, not trigger_bytes. 0: bytes only.
+  std::chrono::milliseconds trigger_interval{5};
   // A registered thread that has not answered the handshake by then aborts the cycle.
   std::chrono::milliseconds handshake_timeout{1000};
   // A scanner child still running after this long is killed; its cycle frees nothing.

@@ -66,6 +66,7 @@ class FaultEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
     cmr::init({.trigger_bytes = std::size_t{1} << 40,
+          .trigger_interval = std::chrono::milliseconds(0),
                .handshake_timeout = 500ms,
                .scan_timeout = 1500ms,
                .diagnostics = &record_diagnostic});

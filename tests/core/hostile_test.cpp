@@ -255,6 +255,7 @@ constexpr auto kHandshakeTimeout = 1000ms;
 
 cmr::Options helper_options() {
   return {.trigger_bytes = std::size_t{1} << 40,
+          .trigger_interval = std::chrono::milliseconds(0),
           .handshake_timeout = kHandshakeTimeout,
           .scan_timeout = 10s,
           .diagnostics = &record_diagnostic};
@@ -759,6 +760,7 @@ TEST(Hostile, KillingTheProgramKillsItsScanner) {
   ASSERT_TRUE(reaper.ok()) << std::strerror(errno);
   Helper h([] {
     cmr::init({.trigger_bytes = std::size_t{1} << 40,
+          .trigger_interval = std::chrono::milliseconds(0),
                .scan_timeout = 30s,  // longer than the test: only the parent's death ends it
                .diagnostics = &record_diagnostic});
     make_garbage();
@@ -1180,6 +1182,7 @@ TEST(Hostile, AnExecKillsTheScannerInFlight) {
   if (access("/bin/sleep", X_OK) != 0) GTEST_SKIP() << "/bin/sleep is missing";
   Helper h([] {
     cmr::init({.trigger_bytes = std::size_t{1} << 40,
+          .trigger_interval = std::chrono::milliseconds(0),
                .scan_timeout = 30s,  // longer than the test: only the exec can end it
                .diagnostics = &record_diagnostic});
     for (int i = 0; i < 20; ++i) {

@@ -42,6 +42,18 @@ struct HookReset {
   ~HookReset() { cmr::detail::g_test_hooks = {}; }
 };
 
+// Only the tests' own collect() calls run cycles (no trigger is ever reached), so that every
+// counter delta a test checks is that of its own cycle, faults included.
+class OnlyOurCycles : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    cmr::init({.trigger_bytes = std::size_t{1} << 40,
+               .trigger_interval = std::chrono::milliseconds(0)});
+  }
+};
+[[maybe_unused]] ::testing::Environment* const g_only_our_cycles =
+    ::testing::AddGlobalTestEnvironment(new OnlyOurCycles);
+
 // ---- Invariant 1: protect validates --------------------------------------------------
 
 cmr::Root<Tracked>* g_src;
