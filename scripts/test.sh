@@ -2,11 +2,11 @@
 # The test command of the README's quick start, and what CI runs.
 #
 # Installs what it needs (Debian 12 packages, when missing), then:
-#   1. Release build with the default backing allocator (mimalloc); the whole ctest suite;
-#   2. the invariant, stress and unit tests again with each other allocator (jemalloc,
-#      system);
-#   3. AddressSanitizer + UBSan build (system malloc, which the sanitizers watch); the
-#      whole suite;
+#   1. Release build with the default malloc (system); the whole ctest suite;
+#   2. the invariant, stress and unit tests again with each other malloc (jemalloc,
+#      mimalloc: they replace the program's malloc, beside cmr's own tracked heap);
+#   3. AddressSanitizer + UBSan build (system malloc, which the sanitizers replace; the
+#      tracked heap poisons its free slots for them); the whole suite;
 #   4. the scanner fuzz target for FUZZ_SECONDS (default 60) under libFuzzer + ASan;
 #   5. the install/consumer check (find_package(cmr CONFIG) from a separate project).
 # Usage: scripts/test.sh [--no-install] [--skip-asan] [--skip-fuzz] [--skip-allocators]
@@ -35,13 +35,13 @@ fi
 
 jobs=$(nproc)
 
-echo "== Release build and tests (default allocator)"
+echo "== Release build and tests (default malloc)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release -DCMR_BUILD_BENCHMARKS=OFF
 cmake --build build/release -j"$jobs"
 ctest --test-dir build/release --output-on-failure --timeout 600
 
 if ((allocators)); then
-  for allocator in jemalloc system; do
+  for allocator in jemalloc mimalloc; do
     echo "== Release build with CMR_ALLOCATOR=$allocator: invariant, stress and unit tests"
     cmake -S . -B "build/$allocator" -DCMAKE_BUILD_TYPE=Release -DCMR_BUILD_BENCHMARKS=OFF \
       -DCMR_BUILD_EXAMPLES=OFF -DCMR_ALLOCATOR="$allocator"

@@ -47,7 +47,7 @@ namespace {
 
 // The region's first bytes are kept on small pages (see Region::reserve): blocks are carved
 // in address order, so a heap this small never touches a huge page.
-constexpr std::size_t kSmallPagePrefix = std::size_t{32} << 20;
+constexpr std::size_t kSmallPagePrefix = std::size_t{8} << 20;
 
 Region g_region;
 BlockMeta* g_table = nullptr;

@@ -12,8 +12,10 @@
 // stay resident in the allocator and be part of every later clone.
 // Output: one CSV line
 //   allocator,isolate,isolated,app_mib,threads,cycles,pause_p50_us,pause_p99_us,pause_max_us,
-//   handshake_p50_us,rss_mib,live_mib,heap_rss_mib
+//   handshake_p50_us,rss_mib,live_mib,heap_rss_mib,in_pause (cycles of those marked in the
+//   pause, without a child)
 // Usage: pause_vs_rss <app_mib> <isolate 0|1> [threads=8] [cycles=200] [live_mib=0]
+// Environment: CMR_BENCH_PAUSE_MARK_US, Options::pause_mark_budget (0: a child every cycle).
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -81,9 +83,14 @@ int main(int argc, char** argv) {
   const int cycles = argc > 4 ? std::atoi(argv[4]) : 200;
   const std::size_t live_mib = argc > 5 ? std::strtoull(argv[5], nullptr, 10) : 0;
 
-  // Automatic cycles off: every cycle measured is one of ours.
-  cmr::init({.trigger_bytes = std::size_t{1} << 40,
-          .trigger_interval = std::chrono::milliseconds(0), .isolate_snapshot = isolate});
+  // Automatic cycles off: every cycle measured is one of ours. CMR_BENCH_PAUSE_MARK_US sets
+  // Options::pause_mark_budget (0: every cycle creates a scanner child).
+  cmr::Options options{.trigger_bytes = std::size_t{1} << 40,
+                       .trigger_interval = std::chrono::milliseconds(0),
+                       .isolate_snapshot = isolate};
+  if (const char* us = std::getenv("CMR_BENCH_PAUSE_MARK_US"))
+    options.pause_mark_budget = std::chrono::microseconds(std::strtoll(us, nullptr, 10));
+  cmr::init(options);
 
   char* app = nullptr;
   if (app_mib != 0) {
@@ -126,6 +133,7 @@ int main(int argc, char** argv) {
     cmr::collect();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  const std::uint64_t in_pause_before = cmr::stats().marked_in_pause;
   for (int c = 0; c < cycles; ++c) {
     if (cmr::collect()) {
       const cmr::Stats s = cmr::stats();
@@ -147,9 +155,12 @@ int main(int argc, char** argv) {
     cmr::Guard<Node> g;
     heap_rss = mapping_rss_mib(cmr::make<Node>(g));
   }
-  std::printf("%s,%d,%d,%zu,%d,%zu,%.1f,%.1f,%.1f,%.1f,%ld,%zu,%ld\n", s.allocator, isolate ? 1 : 0,
-              s.snapshot_isolated ? 1 : 0, app_mib, threads, pauses.size(), pct(0.5), pct(0.99),
-              pauses.empty() ? 0.0 : pauses.back(), hs50, rss_mib(), live_mib, heap_rss);
+  const cmr::Stats end = cmr::stats();
+  std::printf("%s,%d,%d,%zu,%d,%zu,%.1f,%.1f,%.1f,%.1f,%ld,%zu,%ld,%llu\n", s.allocator,
+              isolate ? 1 : 0, s.snapshot_isolated ? 1 : 0, app_mib, threads, pauses.size(),
+              pct(0.5), pct(0.99), pauses.empty() ? 0.0 : pauses.back(), hs50, rss_mib(),
+              live_mib, heap_rss,
+              static_cast<unsigned long long>(end.marked_in_pause - in_pause_before));
   if (app != nullptr) ::munmap(app, app_mib << 20);
   return 0;
 }
