@@ -157,10 +157,14 @@ void adoptable_remove(std::uint32_t b) noexcept {
   m.in_adoptable = 0;
 }
 
+std::uint32_t g_trim_epoch = 1;  // under the heap lock: which trim_pool() call is next
+
 // Under the heap lock: an empty block with no owner goes to the pool.
 void pool_locked(std::uint32_t b) noexcept {
   BlockMeta& m = meta(b);
   m.owner = nullptr;
+  m.decommitted = 0;
+  m.pooled_epoch = g_trim_epoch;
   // relaxed: the child reads the table as of the cut; the bitmaps are already zero, so
   // either state is harmless to it.
   m.state.store(kBlockFree, std::memory_order_relaxed);
@@ -613,5 +617,34 @@ std::string audit(ThreadRecord* const* owners, std::size_t count) {
 void before_fork() noexcept { g_lock.lock(); }
 void after_fork_parent() noexcept { g_lock.unlock(); }
 void after_fork_child() noexcept { new (&g_lock) std::mutex(); }
+
+std::size_t trim_pool() noexcept {
+  // Blocks pooled before the last call are taken off the pool under the lock, given back
+  // outside it (madvise takes the mapping's lock; a refilling thread should not wait for
+  // it), and pooled again, now reading as zeros. While detached they are in no list.
+  std::uint32_t batch[256];
+  std::size_t n = 0;
+  {
+    std::lock_guard lock(g_lock);
+    const std::uint32_t epoch = g_trim_epoch++;
+    std::uint32_t* link = &g_pool;
+    while (*link != kNoBlock && n < sizeof batch / sizeof batch[0]) {
+      BlockMeta& m = meta(*link);
+      if (m.decommitted || m.pooled_epoch >= epoch) {  // given back already, or new
+        link = &m.next;
+        continue;
+      }
+      batch[n++] = *link;
+      *link = m.next;
+    }
+  }
+  for (std::size_t i = 0; i < n; ++i) ::madvise(block_base(batch[i]), kBlockBytes, MADV_DONTNEED);
+  std::lock_guard lock(g_lock);
+  for (std::size_t i = 0; i < n; ++i) {
+    pool_locked(batch[i]);
+    meta(batch[i]).decommitted = 1;
+  }
+  return n * kBlockBytes;
+}
 
 }  // namespace cmr::detail::blocks

@@ -60,6 +60,9 @@ void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) n
 void release_block(std::uint32_t block) noexcept;
 // A large object whose destructor (if any) ran: its span goes back to the heap.
 void release_large(std::uint32_t head) noexcept;
+// Gives back to the kernel the pages of pooled blocks that stayed pooled since the last
+// call (the collector calls it every kTrimEvery cycles). Returns the bytes given back.
+std::size_t trim_pool() noexcept;
 
 // For tests, with no thread allocating: checks that every block is in exactly one place
 // (pooled, adoptable, or owned by one of `owners`) and that each place's rules hold.

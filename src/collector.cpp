@@ -33,6 +33,9 @@ namespace cmr::detail {
 namespace {
 // Bytes of the in-pause answer faulted in ahead of use (one entry per 16 bytes).
 constexpr std::size_t kAnswerPrefault = std::size_t{64} << 10;
+// Every this many completed cycles, pooled blocks unused since the last time are given
+// back to the kernel (about every 0.3 s under the timed trigger).
+constexpr std::uint64_t kTrimEvery = 64;
 // Between two pauses the program runs at least this many times the last one.
 constexpr std::int64_t kSpacing = 4;
 // The in-pause mark also sweeps every block's bitmaps: heaps larger than this always use
@@ -614,7 +617,9 @@ Collector::Outcome Collector::finish(const std::int64_t, std::uint64_t allocated
   const auto by_ratio = static_cast<std::uint64_t>(static_cast<double>(survivor_bytes_) * options_.trigger_ratio);
   s.trigger_threshold.store(std::max<std::uint64_t>(options_.trigger_bytes, by_ratio),
                             std::memory_order_relaxed);
-  cycles_.fetch_add(1, std::memory_order_relaxed);
+  // Pooled blocks still unused since the last trim give their pages back to the kernel.
+  if (cycles_.fetch_add(1, std::memory_order_relaxed) % kTrimEvery == kTrimEvery - 1)
+    blocks::trim_pool();
   return Outcome::kCompleted;
 }
 

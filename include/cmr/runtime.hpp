@@ -55,7 +55,7 @@ struct Options {
   // Upper bound on the live tracked heap in bytes (0: none). An allocation that would pass
   // it first waits for cycles to free memory: make() up to limit_wait, then throws
   // std::bad_alloc; try_make() returns null at once, try_make_for() after its own wait.
-  // Enforced within 64 KiB per allocating thread (allocation counts are batched).
+  // Enforced within 16 KiB per allocating thread (allocation counts are batched).
   std::size_t heap_limit = 0;
   // Keep the program's own memory out of the scanner child: every private anonymous
   // mapping but the tracked region and the runtime's buffers is marked MADV_DONTFORK for

@@ -287,6 +287,39 @@ TEST(Heap, AFullBlockOfGarbageIsReleasedWholeAndEveryObjectDestroyedOnce) {
   EXPECT_EQ(audit_heap(), "");
 }
 
+// Empty blocks left in the pool give their pages back to the kernel once they stayed
+// unused from one trim (every 64 cycles) to the next.
+std::size_t resident_pages(const void* p, std::size_t bytes) {
+  unsigned char vec[cmr::detail::kBlockBytes / 4096];
+  if (::mincore(const_cast<void*>(p), bytes, vec) != 0) return ~std::size_t{0};
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < bytes / 4096; ++i) n += vec[i] & 1;
+  return n;
+}
+
+TEST(Heap, PooledBlocksGiveTheirPagesBackOnceTheyStayUnused) {
+  ASSERT_TRUE(cmr::collect());
+  std::set<std::uint32_t> blocks;
+  std::thread([&] {  // fills 16 blocks with garbage, then leaves them to the pool
+    cmr::Guard<Blob<4096>> g;
+    while (blocks.size() < 16) blocks.insert(cmr::detail::blocks::block_of(cmr::make<Blob<4096>>(g)));
+  }).join();
+  ASSERT_TRUE(cmr::collect());  // frees them: the exited thread's blocks go to the pool
+  std::size_t before = 0;
+  for (std::uint32_t b : blocks) before += resident_pages(cmr::detail::blocks::block_base(b), cmr::detail::kBlockBytes);
+  ASSERT_GT(before, 0u) << "the blocks were never touched: the test proves nothing";
+  for (int i = 0; i < 130; ++i) ASSERT_TRUE(cmr::collect());  // two trims at least
+  std::size_t after = 0, pooled = 0;
+  for (std::uint32_t b : blocks) {
+    if (cmr::detail::blocks::meta(b).state.load() != cmr::detail::kBlockFree) continue;
+    ++pooled;  // (a block another thread took meanwhile is in use, not pooled)
+    after += resident_pages(cmr::detail::blocks::block_base(b), cmr::detail::kBlockBytes);
+  }
+  EXPECT_GT(pooled, 0u);
+  EXPECT_EQ(after, 0u) << "pooled blocks kept " << after << " resident pages";
+  EXPECT_EQ(audit_heap(), "");
+}
+
 // A constructor that throws gives its slot back for the next make at once: a million
 // failed constructions take no more memory than one.
 struct Throws {

@@ -553,23 +553,23 @@ TEST(RawClone, CyclesNeverRunForkHandlersAndSurviveThreadsInMalloc) {
 
 // ---- Invariant 7: conservative, never eager ---------------------------------------------
 
-// The allocation log flags large objects so the scanner need not read every header; a
-// large object missing its flag would be matched by the short backward search only, and
-// a pointer deep inside it would be missed. Here the only reference is such a pointer.
+// A large object spans several blocks; a word pointing into a later block of the span
+// must find the object through the span's first block. Here the only reference is a
+// pointer 150 KiB into a 200 KiB object (its third block).
 std::atomic<int> g_big_destroyed{0};
 struct Big {
-  unsigned char bytes[64 << 10] = {};
+  unsigned char bytes[200 << 10] = {};
   ~Big() { g_big_destroyed.fetch_add(1); }
 };
 
 TEST(NeverEager, ALargeObjectHeldOnlyByADeepInteriorPointerSurvives) {
   g_big_destroyed = 0;
-  cmr::Root<Big> deep;  // holds an interior pointer, 60 KiB into the object
+  cmr::Root<Big> deep;  // holds an interior pointer, 150 KiB into the object
   {
     cmr::Guard<Big> g;
     Big* big = cmr::make<Big>(g);
-    big->bytes[60000] = 7;
-    deep.store(reinterpret_cast<Big*>(&big->bytes[60000]));
+    big->bytes[150000] = 7;
+    deep.store(reinterpret_cast<Big*>(&big->bytes[150000]));
   }
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(cmr::collect());
   EXPECT_EQ(g_big_destroyed.load(), 0) << "freed while a pointer into it was reachable";

@@ -121,6 +121,10 @@ struct alignas(64) BlockMeta {
   // all of it was garbage (nothing can be allocated in it before that cycle releases it);
   // cleared by the owner's fold after it zeroed alloc. While set, no slot is a candidate.
   std::atomic<std::uint8_t> freed_all{0};
+  // Under the heap lock, for pooled blocks: its pages went back to the kernel (it reads as
+  // zeros), or the trim epoch in which it was pooled.
+  std::uint8_t decommitted = 0;
+  std::uint32_t pooled_epoch = 0;
   // ---- the bitmaps, each on lines of its own (different writers) ----
   alignas(64) std::atomic<std::uint64_t> alloc[kBitmapWords];
   alignas(64) std::atomic<std::uint64_t> freed[kBitmapWords];
