@@ -32,7 +32,7 @@ namespace cmr::detail {
 
 namespace {
 // Bytes of the in-pause answer faulted in ahead of use (one entry per 16 bytes).
-constexpr std::size_t kAnswerPrefault = std::size_t{64} << 10;
+constexpr std::size_t kAnswerPrefault = std::size_t{16} << 10;
 // Every this many completed cycles, pooled blocks unused since the last time are given
 // back to the kernel (about every 0.3 s under the timed trigger).
 constexpr std::uint64_t kTrimEvery = 64;
