@@ -388,7 +388,7 @@ std::size_t give_back(const Slot& s) noexcept {
     // Not a candidate once its bit is clear; no one else can reach the span.
     s.word->store(0, std::memory_order_relaxed);  // relaxed: see commit()
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    release_large(b);
+    release_large(b, nullptr);
     return bytes;
   }
   // relaxed: the owner's own word (see commit()).
@@ -425,8 +425,7 @@ void thread_exit(ThreadRecord* r) noexcept {
   r->returned_head.store(kNoBlock, std::memory_order_relaxed);  // relaxed: see above
 }
 
-bool allocate_large(std::size_t bytes, std::size_t align, const TypeInfo* type,
-                    std::uint64_t count, Slot& out) noexcept {
+bool allocate_large(std::size_t bytes, std::size_t align, bool typed, Slot& out) noexcept {
   const std::size_t blocks_needed = (bytes + kBlockBytes - 1) / kBlockBytes;
   if (blocks_needed == 0 || blocks_needed > g_capacity) return false;
   const auto n = static_cast<std::uint32_t>(blocks_needed);
@@ -444,8 +443,7 @@ bool allocate_large(std::size_t bytes, std::size_t align, const TypeInfo* type,
     BlockMeta& h = meta(b);
     h.span = n;
     h.large_bytes = bytes;
-    h.large_type = type;
-    h.large_count = count;
+    h.large = TypeHeader{nullptr, 0};  // written by seal(), once the object is built
     h.owner = nullptr;
     std::atomic_signal_fence(std::memory_order_seq_cst);  // sized before it is in use
     h.state.store(kBlockLarge, std::memory_order_relaxed);
@@ -455,6 +453,7 @@ bool allocate_large(std::size_t bytes, std::size_t align, const TypeInfo* type,
   out.memory = block_base(b);
   out.word = &meta(b).alloc[0];
   out.bit = 1;
+  out.header = typed ? &meta(b).large : nullptr;
   return true;
 }
 
@@ -473,11 +472,19 @@ void push_returned_locked(ThreadRecord* owner, std::uint32_t block) noexcept {
   } while (!owner->returned_head.compare_exchange_weak(head, block, std::memory_order_release,
                                                         std::memory_order_relaxed));
 }
+
+// Under the heap lock: the release is complete as far as a fork's child can tell.
+void end_announcement(std::atomic<std::uint32_t>* announced) noexcept {
+  // relaxed: the heap lock orders it with the release for a fork, which holds the lock.
+  if (announced != nullptr) announced->store(kNoBlock, std::memory_order_relaxed);
+}
 }  // namespace
 
-void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) noexcept {
+void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n,
+                   std::atomic<std::uint32_t>* announced) noexcept {
   BlockMeta& m = meta(block);
   std::lock_guard lock(g_lock);
+  end_announcement(announced);
   ThreadRecord* owner = m.owner;
   if (owner == nullptr) {  // its thread exited: fold here, under the lock
     for (std::size_t i = 0; i < n; ++i)
@@ -497,9 +504,10 @@ void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) n
   push_returned_locked(owner, block);
 }
 
-void release_block(std::uint32_t block) noexcept {
+void release_block(std::uint32_t block, std::atomic<std::uint32_t>* announced) noexcept {
   BlockMeta& m = meta(block);
   std::lock_guard lock(g_lock);
+  end_announcement(announced);
   if (m.owner == nullptr) {  // its thread exited: it is empty now
     for (std::size_t w = 0; w < words_of(m.cls); ++w)
       m.alloc[w].store(0, std::memory_order_relaxed);  // relaxed: under the heap lock
@@ -513,7 +521,7 @@ void release_block(std::uint32_t block) noexcept {
   push_returned_locked(m.owner, block);
 }
 
-void release_large(std::uint32_t head) noexcept {
+void release_large(std::uint32_t head, std::atomic<std::uint32_t>* announced) noexcept {
   BlockMeta& h = meta(head);
   const std::uint32_t n = h.span;
   char* base = block_base(head);
@@ -521,12 +529,13 @@ void release_large(std::uint32_t head) noexcept {
   ::madvise(base, std::size_t{n} * kBlockBytes, MADV_DONTNEED);
   poison(base, std::size_t{n} * kBlockBytes);
   std::lock_guard lock(g_lock);
+  end_announcement(announced);
   // relaxed: the state first (the child then ignores the span), then the word.
   h.state.store(kBlockFree, std::memory_order_relaxed);
   for (std::uint32_t i = 1; i < n; ++i) meta(head + i).state.store(kBlockFree, std::memory_order_relaxed);
   h.alloc[0].store(0, std::memory_order_relaxed);
   h.freed[0].store(0, std::memory_order_relaxed);
-  h.large_type = nullptr;
+  h.large = TypeHeader{nullptr, 0};
   if (n == 1) {
     h.owner = nullptr;
     h.next = g_pool;

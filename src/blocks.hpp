@@ -43,9 +43,9 @@ std::size_t give_back(const Slot& s) noexcept;
 void thread_exit(ThreadRecord* r) noexcept;
 
 // ---- large objects: spans of whole blocks ----
-// A zeroed span for `bytes` aligned to `align`, with its type (null: none to destroy).
-bool allocate_large(std::size_t bytes, std::size_t align, const TypeInfo* type,
-                    std::uint64_t count, Slot& out) noexcept;
+// A zeroed span for `bytes` aligned to `align`; `typed`: out.header is the span's header,
+// for seal() to fill once the object is built.
+bool allocate_large(std::size_t bytes, std::size_t align, bool typed, Slot& out) noexcept;
 
 // ---- the collector's side (never while threads are held) ----
 // Slots of `block` (a small block) whose objects were destroyed: makes them reusable.
@@ -54,12 +54,16 @@ struct FreedWord {
   std::uint32_t word;
   std::uint64_t bits;
 };
-void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n) noexcept;
+// Each release sets `*announced` (when given) to kNoBlock in the same critical section of
+// the heap lock: a program's fork(), which takes that lock, sees a block released and no
+// longer announced, or neither (src/reclaim.cpp).
+void release_slots(std::uint32_t block, const FreedWord* words, std::size_t n,
+                   std::atomic<std::uint32_t>* announced) noexcept;
 // Every slot of `block` (full at the cut, all garbage, destroyed): one flag instead of a
 // freed bit per slot.
-void release_block(std::uint32_t block) noexcept;
+void release_block(std::uint32_t block, std::atomic<std::uint32_t>* announced) noexcept;
 // A large object whose destructor (if any) ran: its span goes back to the heap.
-void release_large(std::uint32_t head) noexcept;
+void release_large(std::uint32_t head, std::atomic<std::uint32_t>* announced) noexcept;
 // Gives back to the kernel the pages of pooled blocks that stayed pooled since the last
 // call (the collector calls it every kTrimEvery cycles). Returns the bytes given back.
 std::size_t trim_pool() noexcept;

@@ -90,17 +90,30 @@ Collector::Collector(const Options& options)
   void* p = sys::map_private(sizeof(ScanPlan));
   if (p == nullptr) throw std::bad_alloc();
   plan_ = new (p) ScanPlan{};
+  // The collector thread then allocates nothing until the program has more threads: a
+  // program's fork() never finds it inside malloc (a malloc without fork handlers, such as
+  // AddressSanitizer's, would stay locked in the child).
+  targets_.reserve(kReservedTargets);
 }
 
 Collector::~Collector() {
   stop();
+  release_memory();
+}
+
+void Collector::abandon_after_fork() noexcept { release_memory(); }
+
+void Collector::release_memory() noexcept {
   roots_.release();
   keep_.release();
   pause_marks_.release();
   pause_block_marks_.release();
   pause_stack_.release();
-  sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
-  sys::unmap(plan_, sizeof(ScanPlan));
+  pause_answer_.release();
+  if (result_ != nullptr) sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
+  if (plan_ != nullptr) sys::unmap(plan_, sizeof(ScanPlan));
+  result_ = nullptr;
+  plan_ = nullptr;
 }
 
 void Collector::start() {
@@ -621,6 +634,32 @@ Collector::Outcome Collector::finish(const std::int64_t, std::uint64_t allocated
   if (cycles_.fetch_add(1, std::memory_order_relaxed) % kTrimEvery == kTrimEvery - 1)
     blocks::trim_pool();
   return Outcome::kCompleted;
+}
+
+void Collector::carry_over(const Collector& e) noexcept {
+  // relaxed: statistics; `e` has no thread left that could change them.
+  auto copy = [](std::atomic<std::uint64_t>& to, const std::atomic<std::uint64_t>& from) {
+    to.store(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  };
+  auto copy_ns = [](std::atomic<std::int64_t>& to, const std::atomic<std::int64_t>& from) {
+    to.store(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  };
+  copy(cycles_, e.cycles_);
+  copy(aborted_, e.aborted_);
+  copy(failed_, e.failed_);
+  copy(clone_failures_, e.clone_failures_);
+  copy(crashes_, e.crashes_);
+  copy(timeouts_, e.timeouts_);
+  copy(objects_freed_, e.objects_freed_);
+  copy(bytes_freed_, e.bytes_freed_);
+  copy(marked_in_pause_, e.marked_in_pause_);
+  copy(over_budget_, e.over_budget_);
+  copy_ns(max_pause_, e.max_pause_);
+  copy_ns(total_pause_, e.total_pause_);
+  copy_ns(max_scan_, e.max_scan_);
+  survivor_bytes_ = e.survivor_bytes_;
+  last_mark_ns_ = e.last_mark_ns_;
+  last_reachable_ = e.last_reachable_;
 }
 
 void Collector::fill(Stats& out) const noexcept {

@@ -38,6 +38,11 @@ class Collector {
 
   // Adds the collector's counters to `out`.
   void fill(Stats& out) const noexcept;
+  // Continues the counters of `earlier` (the parent's collector, in a fork's child).
+  void carry_over(const Collector& earlier) noexcept;
+  // In a fork's child: gives back this collector's memory. Its thread does not exist there
+  // and its mutexes may be held by threads that do not either, so it is never destroyed.
+  void abandon_after_fork() noexcept;
 
  private:
   // How one attempt at a cycle ended.
@@ -78,10 +83,13 @@ class Collector {
     void release() noexcept;
   };
 
+  void release_memory() noexcept;
+
   const Options options_;
   std::mutex cycle_mutex_;  // one cycle in flight at a time (DESIGN invariant 6)
 
   // Cycle working state, used under cycle_mutex_.
+  static constexpr std::size_t kReservedTargets = 256;
   std::vector<ThreadRecord*> targets_;
   MappedBuffer<std::uintptr_t> roots_;
   ScanPlan* plan_ = nullptr;                // in a mapping of its own

@@ -52,7 +52,7 @@ void wait_for_cycle(std::uint32_t seq, std::int64_t deadline_ns) {
 // a cycle: it is the one that would run it.
 bool may_wait() {
   RuntimeState& s = rt();
-  return s.collector != nullptr && !s.in_forked_child && !s.collector->is_collector_thread();
+  return s.collector != nullptr && !must_rebuild() && !s.collector->is_collector_thread();
 }
 
 void pace() {
@@ -132,11 +132,12 @@ void account(ThreadRecord* r, std::size_t bytes) {
 
 enum class Failure { kNone, kShutDown, kNoMemory, kLimit };
 
-// The slot for `count` objects of `type`, zeroed, with its TypeHeader when the type has a
-// destructor and the object is small.
+// The slot for `count` objects of `type`, zeroed; out.header says where seal() writes the
+// type once the object is built (when the type has a destructor).
 Failure take(const TypeInfo* type, std::size_t count, std::int64_t max_wait_ns, Slot& out) {
   // relaxed: a one-way flag (thread_record.hpp); a make() racing with shutdown() may pass.
   if (g_shut_down.load(std::memory_order_relaxed)) return Failure::kShutDown;
+  if (must_rebuild()) [[unlikely]] rebuild_after_fork();  // the child of a fork()
   ThreadRecord* r = current_record();
   if (count > 1 && type->size > (std::size_t{1} << 46) / count) return Failure::kNoMemory;
   const bool typed = type->destroy != nullptr;
@@ -149,7 +150,7 @@ Failure take(const TypeInfo* type, std::size_t count, std::int64_t max_wait_ns, 
                                      : kClassBytes[cls];
   if (r->heap_limit != 0 && !admit(r, slot_bytes, max_wait_ns)) return Failure::kLimit;
   if (cls == kLargeClass) {
-    if (!blocks::allocate_large(bytes, type->align, typed ? type : nullptr, count, out))
+    if (!blocks::allocate_large(bytes, type->align, typed, out))
       return Failure::kNoMemory;
     account(r, slot_bytes);
     return Failure::kNone;
@@ -172,8 +173,9 @@ Failure take(const TypeInfo* type, std::size_t count, std::int64_t max_wait_ns, 
   __asan_unpoison_memory_region(out.memory, slot_bytes);
 #endif
   std::memset(out.memory, 0, slot_bytes);
+  out.header = nullptr;
   if (typed) {
-    *static_cast<TypeHeader*>(out.memory) = TypeHeader{type, count};
+    out.header = static_cast<TypeHeader*>(out.memory);  // written by seal(), once built
     out.memory = static_cast<char*>(out.memory) + prefix;
   }
   return Failure::kNone;
@@ -183,6 +185,13 @@ Failure take(const TypeInfo* type, std::size_t count, std::int64_t max_wait_ns, 
 
 void flush_allocation_count(ThreadRecord* r) {
   RuntimeState& s = rt();
+  if (must_rebuild()) [[unlikely]] {  // the child of a fork(): its collector first
+    try {
+      rebuild_after_fork();
+    } catch (...) {
+      return;  // no collector thread could be started: counted again at the next flush
+    }
+  }
   const std::uint64_t total = flush(r);
   const std::uint64_t threshold = s.trigger_threshold.load(std::memory_order_relaxed);
   // relaxed: a deadline compared with the clock; the wake-up carries the ordering.

@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstddef>
+#include <atomic>
 #include <cstdint>
 
+#include "blocks.hpp"
 #include "scanner.hpp"
 
 namespace cmr::detail {
@@ -17,5 +19,21 @@ struct Reclaimed {
 // a complete answer's, in ascending (block, word) order. Runs on the collector's thread,
 // never while threads are held.
 Reclaimed reclaim(const GarbageWord* entries, std::size_t count) noexcept;
+
+// The block whose garbage the collector is destroying, announced for a program fork() in
+// the middle of it (written by the collector only).
+struct InFlight {
+  std::atomic<std::uint32_t> block{kNoBlock};  // kNoBlock: none
+  bool large = false;                          // a large object's span
+  bool whole = false;                          // every slot of the block
+  std::size_t count = 0;                       // words[] in use (otherwise)
+  blocks::FreedWord words[kBitmapWords];
+  std::atomic<std::uint64_t> next_slot{0};     // slots below it were destroyed or begun
+};
+extern InFlight g_in_flight;
+
+// In the child of a program fork(), before its runtime collects again: releases what the
+// parent's collector had destroyed of the block it was in, without destroying it twice.
+void finish_in_flight_after_fork() noexcept;
 
 }  // namespace cmr::detail

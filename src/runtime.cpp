@@ -11,12 +11,14 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <new>
 #include <string>
 
 #include "blocks.hpp"
 #include "cmr/detail/duration.hpp"
 #include "collector.hpp"
 #include "handshake.hpp"
+#include "reclaim.hpp"
 #include "scanner.hpp"
 #include "state.hpp"
 #include "sys.hpp"
@@ -73,15 +75,15 @@ void validate(const Options& o) {
 }
 
 void stop_at_exit() noexcept {
-  // The child of a fork() has no collector thread, and the collector's mutexes and condition
-  // variable may still describe parent threads that do not exist there: nothing to stop.
-  if (rt().in_forked_child) return;
+  // The child of a fork() that never rebuilt its runtime has no collector thread, and the
+  // old collector's mutexes may describe threads that do not exist there: nothing to stop.
+  if (must_rebuild()) return;
   if (Collector* c = rt().collector) c->stop();
 }
 
-// The child of a program's own fork() has no collector thread and none of the other
-// threads; collection there is refused with a clear error rather than hanging.
-// The heap lock is taken too, so that the child's copy of the heap's lists is whole.
+// The program's fork(): the registry and heap locks are held across it, so that the
+// child's copies of the thread list and of the heap's lists are whole, and no pause is in
+// progress (a pause holds the registry lock). The child rebuilds its runtime on first use.
 void atfork_prepare() noexcept {
   rt().registry_mutex.lock();
   blocks::before_fork();
@@ -91,9 +93,16 @@ void atfork_parent() noexcept {
   rt().registry_mutex.unlock();
 }
 void atfork_child() noexcept {
+  RuntimeState& s = rt();
   blocks::after_fork_child();
-  rt().registry_mutex.unlock();
-  rt().in_forked_child = true;
+  s.registry_mutex.unlock();
+  // A thread of the parent may have held it (in init() or shutdown()); none exists here.
+  new (&s.init_mutex) std::mutex();
+  // acquire: pairs with the release store in init_locked(); nothing to rebuild otherwise.
+  if (s.phase.load(std::memory_order_acquire) == Phase::kRunning) {
+    s.fork_survivor = tls_record;
+    s.needs_rebuild.store(true, std::memory_order_relaxed);  // relaxed: see must_rebuild()
+  }
 }
 
 void init_locked(const Options& options, bool implicit) {
@@ -121,8 +130,47 @@ void init_locked(const Options& options, bool implicit) {
 
 }  // namespace
 
+void rebuild_after_fork() {
+  RuntimeState& s = rt();
+  std::lock_guard lock(s.init_mutex);
+  if (!must_rebuild()) return;
+  {
+    std::lock_guard registry(s.registry_mutex);
+    ThreadRecord* survivor = s.fork_survivor;
+    for (ThreadRecord* r : s.records) {
+      if (r == survivor) continue;
+      // Its thread does not exist here: its guards are gone, its blocks are handed on.
+      blocks::thread_exit(r);
+      s.dead_allocated_objects += r->allocated_objects.load(std::memory_order_relaxed);
+      s.dead_allocated_bytes += r->allocated_bytes.load(std::memory_order_relaxed);
+      destroy_record(r);
+    }
+    s.records.clear();
+    if (survivor != nullptr) {
+      survivor->tid = sys::gettid();
+      survivor->alive = true;
+      survivor->gone = false;
+      survivor->detached = false;
+      s.records.push_back(survivor);
+    }
+  }
+  finish_in_flight_after_fork();
+  // The parent's collector is never destroyed (its thread is not here to be joined): its
+  // statistics carry over, its memory is given back, the object itself is left.
+  auto* fresh = new Collector(s.options);
+  fresh->carry_over(*s.collector);
+  s.collector->abandon_after_fork();
+  s.collector = fresh;
+  s.fork_survivor = nullptr;
+  // relaxed: read by must_rebuild(); the collector pointer is published by init_mutex to
+  // the threads that rebuild, and this thread is the only other one.
+  s.needs_rebuild.store(false, std::memory_order_relaxed);
+  if (s.options.background && !g_shut_down.load(std::memory_order_relaxed)) fresh->start();
+}
+
 void ensure_running() {
   RuntimeState& s = rt();
+  if (must_rebuild()) [[unlikely]] rebuild_after_fork();
   // acquire: pairs with the release store in init_locked().
   Phase p = s.phase.load(std::memory_order_acquire);
   if (p == Phase::kRunning) [[likely]] return;
@@ -178,17 +226,13 @@ void shutdown() {
     for (ThreadRecord* r : s.records) r->fast_make.store(false, std::memory_order_relaxed);
   }
   s.phase.store(Phase::kShutDown, std::memory_order_release);
-  if (!s.in_forked_child) s.collector->stop();
+  if (!must_rebuild()) s.collector->stop();
 }
 
 bool collect() {
   using namespace detail;
-  ensure_running();
-  RuntimeState& s = rt();
-  if (s.in_forked_child)
-    throw Error("cmr: collect() in a child created by fork(): the collector does not run "
-                "there (it has no collector thread and only the forking thread)");
-  return s.collector->collect();
+  ensure_running();  // rebuilds the runtime in the child of a fork()
+  return rt().collector->collect();
 }
 
 Stats stats() {

@@ -27,7 +27,11 @@ struct RuntimeState {
   std::atomic<Phase> phase{Phase::kUninitialised};
   bool implicit_init = false;
   Options options;
-  bool in_forked_child = false;
+  // In the child of a program's fork(), until the runtime rebuilt itself there (on first
+  // use: see rebuild_after_fork): the parent's collector thread and other threads are
+  // gone. Set by the atfork child handler, cleared under init_mutex.
+  std::atomic<bool> needs_rebuild{false};
+  ThreadRecord* fork_survivor = nullptr;  // the forking thread's record (may be null)
 
   // ---- registry (under registry_mutex) ----
   std::mutex registry_mutex;
@@ -60,7 +64,19 @@ struct RuntimeState {
 RuntimeState& rt();
 
 // Initialises with default options if nothing did yet; throws Error after shutdown().
+// In the child of a program's fork(), rebuilds the runtime first.
 void ensure_running();
+
+// In the child of a program's fork(): the forking thread stays registered, the records of
+// the threads that did not survive are dropped (their blocks handed on), what the parent's
+// collector was destroying is settled, and a new collector starts. Idempotent; called by
+// ensure_running(), collect() and the allocation slow paths. May throw (thread creation).
+void rebuild_after_fork();
+inline bool must_rebuild() noexcept {
+  // relaxed: set before anything else runs in the child (the atfork handler), and the
+  // rebuild itself synchronises under init_mutex.
+  return rt().needs_rebuild.load(std::memory_order_relaxed);
+}
 
 // Reports a runtime event through Options::diagnostics (printf-style). Never call while
 // threads are paused: formatting may allocate.

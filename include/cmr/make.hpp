@@ -7,7 +7,9 @@
 // candidate or already guarded; from the moment it is a candidate its words are scanned,
 // so what the constructor makes and stores in the object under construction stays
 // reachable. A constructor that throws gives the slot back at once (no destructor runs)
-// and leaves the guard empty.
+// and leaves the guard empty. The type is written into the slot's header only once the
+// object is built (seal()): the collector destroys what has a type, so an object whose
+// constructor never finished (its thread vanished in a fork's child) is released unbuilt.
 //
 // The fast path is inline: a free slot of the calling thread's current block for the
 // type's size class (cmr/detail/heap_layout.hpp), with no shared write and no call. The
@@ -72,7 +74,7 @@ inline void allocate_for(Slot& s) {
       // A reused slot holds its last object's words; the scan would keep what they point to.
       std::memset(s.memory, 0, kBytes);
       if constexpr (L::kTyped) {
-        *static_cast<TypeHeader*>(s.memory) = TypeHeader{&type_info_v<T>, 1};
+        s.header = static_cast<TypeHeader*>(s.memory);  // written by seal(), once built
         s.memory = static_cast<char*>(s.memory) + L::kPrefix;
       }
       return;
@@ -106,12 +108,15 @@ void give_back_unbuilt(Guard<T>& guard, const Slot& s) noexcept {
 template <class T, class... Args>
 T* construct_and_publish(Guard<T>& guard, const Slot& s, Args&&... args) {
   publish_unbuilt(guard, s);
+  T* object;
   try {
-    return ::new (s.memory) T(std::forward<Args>(args)...);
+    object = ::new (s.memory) T(std::forward<Args>(args)...);
   } catch (...) {
     give_back_unbuilt(guard, s);
     throw;
   }
+  seal(s, &type_info_v<T>, 1);
+  return object;
 }
 }  // namespace detail
 
@@ -176,6 +181,7 @@ T* make_array(Guard<T>& guard, std::size_t count) {
     detail::give_back_unbuilt(guard, s);
     throw;
   }
+  detail::seal(s, &detail::type_info_v<T>, count);
   return first;
 }
 

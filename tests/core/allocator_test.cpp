@@ -127,9 +127,12 @@ TEST(Heap, FreedSlotsComeBackToTheThreadThatAllocates) {
   constexpr int kObjects = 20000;
   std::set<const void*> first;
   {
-    cmr::Guard<Blob<48>> g;
-    for (int i = 0; i < kObjects; ++i) first.insert(cmr::make<Blob<48>>(g));
+    // All guarded until the one collect below: cycles that run meanwhile (the triggers
+    // fire during this loop) cannot free them, so they take kObjects distinct slots.
+    std::vector<cmr::Guard<Blob<48>>> guards(kObjects);
+    for (auto& g : guards) first.insert(cmr::make<Blob<48>>(g));
   }
+  ASSERT_EQ(first.size(), static_cast<std::size_t>(kObjects));
   ASSERT_TRUE(cmr::collect());
   const std::uint32_t carved = cmr::detail::blocks::carved();
   int reused = 0;

@@ -105,8 +105,8 @@ struct alignas(64) BlockMeta {
   std::uint32_t span = 0;     // kBlockLarge: blocks in the span; kBlockLargeTail: distance to it
   std::uint64_t large_bytes = 0;  // kBlockLarge: the object's bytes (what is scanned)
   // ---- large objects, read by the collector ----
-  const TypeInfo* large_type = nullptr;  // null: trivially destructible
-  std::uint64_t large_count = 0;
+  // The object's type once it is built (type null: trivially destructible, or not built).
+  TypeHeader large{nullptr, 0};
   // ---- ownership: the owner thread, or the heap lock for blocks without one ----
   ThreadRecord* owner = nullptr;
   std::uint32_t next = kNoBlock;           // the pool, a free span list, or the owner's available list
@@ -136,7 +136,20 @@ struct Slot {
   void* memory;
   std::atomic<std::uint64_t>* word;
   std::uint64_t bit;
+  // Where the object's type goes once it is constructed (null: nothing to destroy). Until
+  // then it reads {nullptr, 0}, and the collector destroys nothing there: a fork's child
+  // may inherit a slot whose constructor was running on a thread the child does not have.
+  TypeHeader* header = nullptr;
 };
+
+// The object is built: from now on the collector runs its destructor when it is garbage.
+inline void seal(const Slot& s, const TypeInfo* type, std::uint64_t count) noexcept {
+  if (s.header == nullptr) return;
+  // release: the object's words are written before its type says it is built (what a
+  // fork's child copies follows each thread's store order).
+  std::atomic_thread_fence(std::memory_order_release);
+  *s.header = TypeHeader{type, count};
+}
 
 // A thread's position in its current block of one (class, kind): the free slots of one
 // bitmap word. Owner-private; the handshake handler and the collector never read it.

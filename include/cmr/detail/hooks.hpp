@@ -22,6 +22,8 @@ struct TestHooks {
   // A thread refilling its cursor took a block off its returned queue and is about to fold
   // its freed bits (src/blocks.cpp).
   void (*heap_dequeued)() = nullptr;
+  // The collector ran one garbage object's destructor (src/reclaim.cpp), outside any lock.
+  void (*collector_destroyed_one)() = nullptr;
 };
 extern TestHooks g_test_hooks;
 
