@@ -96,7 +96,7 @@ pause_allocator=${PAUSE_ALLOCATOR:-${allocators%% *}}
 pause_bin="$build/$pause_allocator/benchmarks/pause/pause_vs_rss"
 if [[ -x $pause_bin && ${SKIP_PAUSE:-0} != 1 ]]; then
   say "pause vs resident memory ($pause_allocator): ${PAUSE_MIB:-0 256 1024 4096} MiB"
-  echo "allocator,isolate,isolated,app_mib,threads,cycles,pause_p50_us,pause_p99_us,pause_max_us,handshake_p50_us,rss_mib,live_mib,heap_rss_mib,in_pause" \
+  echo "allocator,isolate,isolated,app_mib,threads,cycles,pause_p50_us,pause_p99_us,pause_max_us,handshake_p50_us,rss_mib,live_mib,heap_rss_mib,in_pause,kind,made" \
     > "$out/pause.csv"
   for mib in ${PAUSE_MIB:-0 256 1024 4096}; do
     for isolate in 1 0; do
@@ -109,6 +109,14 @@ if [[ -x $pause_bin && ${SKIP_PAUSE:-0} != 1 ]]; then
   # The tracked heap itself is always copied into the child: its own series.
   for live in ${PAUSE_LIVE_MIB:-64 256 1024}; do
     "$pause_bin" 0 1 8 "${PAUSE_CYCLES:-100}" "$live" >> "$out/pause.csv" || status=$?
+  done
+  # Every kind of program memory (harness/program_memory.hpp), made before and after init,
+  # with a scanner child every cycle: what snapshot isolation keeps out, at what cost.
+  for kind in ${PAUSE_KINDS:-plain nohugepage hugepage mlock noreserve populate file split mremap small stacks}; do
+    for made in --before ""; do
+      CMR_BENCH_PAUSE_MARK_US=0 "$pause_bin" --kind "$kind" $made "${PAUSE_KIND_MIB:-4096}" 1 8 \
+        "${PAUSE_CYCLES:-100}" >> "$out/pause.csv" || status=$?
+    done
   done
   "$root/scripts/bench_plot.sh" --pause "$out/pause.csv" "$out"
 fi

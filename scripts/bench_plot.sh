@@ -18,7 +18,7 @@ if [[ ${1:-} == --pause ]]; then
   # tracked heap, which every child needs, not the program's memory isolation removes.
   # Rows with no cycle marked in the pause (column 14) under isolation are the forced-child
   # series, unless they are the live-heap series (which needs a child anyway).
-  awk -F, -v dir="$data" 'NR > 1 { f = dir "/" (($12 + 0) > 0 ? "live" : ($3 != 1 ? "off" : (($14 + 0) == 0 ? "child" : "on"))) ".dat"; print $11, $7, $8 > f }' "$pause_csv"
+  awk -F, -v dir="$data" 'NR > 1 && (NF < 16 || ($15 == "nohugepage" && $16 == "after")) { f = dir "/" (($12 + 0) > 0 ? "live" : ($3 != 1 ? "off" : (($14 + 0) == 0 ? "child" : "on"))) ".dat"; print $11, $7, $8 > f }' "$pause_csv"
   touch "$data/on.dat" "$data/off.dat" "$data/live.dat" "$data/child.dat"
   for f in "$data"/*.dat; do sort -n "$f" -o "$f"; done
   term="pngcairo noenhanced size 1100,700 font ',10'"

@@ -333,7 +333,7 @@ void init(std::size_t reserve_bytes, bool huge_pages) {
   g_region.reserve(reserve_bytes, std::size_t{2} << 20, huge_pages, kSmallPagePrefix);
   g_capacity = static_cast<std::uint32_t>(g_region.size() >> kBlockShift);
   g_table_bytes = std::size_t{g_capacity} * sizeof(BlockMeta);
-  void* t = sys::map_private(g_table_bytes);
+  void* t = sys::map_fenced(g_table_bytes);  // the scanner child reads it: never merged
   if (t == nullptr)
     throw Error("cmr: cannot map the tracked heap's block table (" +
                 std::to_string(g_table_bytes >> 20) + " MiB of address space)");

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string>
 
 #include "blocks.hpp"
 #include "cmr/detail/duration.hpp"
@@ -55,10 +56,12 @@ TestProbe g_test_probe;
 template <class T>
 bool Collector::MappedBuffer<T>::reserve(std::size_t n) noexcept {
   if (n <= capacity) return true;
-  T* fresh = static_cast<T*>(sys::map_private(n * sizeof(T)));
+  // Fenced: the roots buffer is kept for the scanner child, so it must never merge with a
+  // program mapping (which would then be kept too).
+  T* fresh = static_cast<T*>(sys::map_fenced(n * sizeof(T)));
   if (fresh == nullptr) return false;
   if (size != 0) std::memcpy(static_cast<void*>(fresh), data, size * sizeof(T));
-  sys::unmap(data, capacity * sizeof(T));
+  sys::unmap_fenced(data, capacity * sizeof(T));
   data = fresh;
   capacity = sys::page_round(n * sizeof(T)) / sizeof(T);
   return true;
@@ -66,7 +69,7 @@ bool Collector::MappedBuffer<T>::reserve(std::size_t n) noexcept {
 
 template <class T>
 void Collector::MappedBuffer<T>::release() noexcept {
-  sys::unmap(data, capacity * sizeof(T));
+  sys::unmap_fenced(data, capacity * sizeof(T));
   data = nullptr;
   capacity = size = 0;
 }
@@ -87,7 +90,7 @@ Collector::Collector(const Options& options)
       isolate_(options.isolate_snapshot && !kSanitized),
       pause_budget_ns_(saturating_ns(options.pause_mark_budget)),
       interval_ns_(saturating_ns(options.trigger_interval)) {
-  void* p = sys::map_private(sizeof(ScanPlan));
+  void* p = sys::map_fenced(sizeof(ScanPlan));  // kept for the child: never merged
   if (p == nullptr) throw std::bad_alloc();
   plan_ = new (p) ScanPlan{};
   // The collector thread then allocates nothing until the program has more threads: a
@@ -111,13 +114,39 @@ void Collector::release_memory() noexcept {
   pause_stack_.release();
   pause_answer_.release();
   if (result_ != nullptr) sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
-  if (plan_ != nullptr) sys::unmap(plan_, sizeof(ScanPlan));
+  if (plan_ != nullptr) sys::unmap_fenced(plan_, sizeof(ScanPlan));
   result_ = nullptr;
   plan_ = nullptr;
+  sys::unmap_fenced(stack_, kStackBytes);  // the thread was joined, or is not in this process
+  stack_ = nullptr;
+}
+
+void* Collector::thread_entry(void* self) noexcept {
+  static_cast<Collector*>(self)->thread_main();
+  return nullptr;
 }
 
 void Collector::start() {
-  thread_ = std::thread([this] { thread_main(); });
+  // The scanner child runs on a copy of this thread's stack and reads its TLS, so snapshot
+  // isolation keeps that mapping whole. A stack of glibc's is an ordinary anonymous mapping
+  // that merges with a program mapping of the same flags next to it (since Linux 6.7
+  // MAP_STACK also means NOHUGEPAGE: a program's NOHUGEPAGE mapping just above the stack
+  // became part of it, and was copied into every child); a fenced mapping never merges.
+  if (stack_ == nullptr) stack_ = sys::map_fenced(kStackBytes);
+  if (stack_ == nullptr) throw Error("cmr: cannot map the collector thread's stack");
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstack(&attr, stack_, kStackBytes);
+  // Created with every signal blocked (it inherits the mask), so no signal of the program
+  // is ever delivered to it, not even before thread_main() runs.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  const int error = pthread_create(&thread_, &attr, &Collector::thread_entry, this);
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  pthread_attr_destroy(&attr);
+  if (error != 0)
+    throw Error(std::string("cmr: cannot start the collector thread: ") + std::strerror(error));
   // release: pairs with the acquire loads in request_*() and collect(); the thread exists.
   running_.store(true, std::memory_order_release);
 }
@@ -129,7 +158,7 @@ void Collector::stop() noexcept {
     // relaxed: thread_main reads it after the acquire load of wake_seq_ that wake() bumps.
     stopping_.store(true, std::memory_order_relaxed);
     wake();
-    thread_.join();
+    pthread_join(thread_, nullptr);
     std::lock_guard lock(request_mutex_);
     done_cv_.notify_all();
   }
@@ -433,6 +462,8 @@ bool Collector::hold_threads(std::unique_lock<std::mutex>& registry, std::int64_
   }
 
   // Marks end in isolation_.restore() before the registry lock is released, on every path.
+  if (isolate && g_test_hooks.collector_before_isolation != nullptr)
+    g_test_hooks.collector_before_isolation();
   if (isolate && !mark_isolation()) isolation_.restore();
   // relaxed: a statistic for stats(), written by the collector only.
   isolated_bytes_.store(isolate ? isolation_.marked_bytes() : 0, std::memory_order_relaxed);

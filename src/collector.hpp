@@ -4,8 +4,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <pthread.h>
+
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "cmr/runtime.hpp"
@@ -116,8 +117,12 @@ class Collector {
   std::atomic<bool> last_in_pause_{true};     // it was marked in the pause (or none ran yet)
   const std::int64_t interval_ns_;            // Options::trigger_interval
 
-  // Background thread and collect() requests.
-  std::thread thread_;
+  // Background thread and collect() requests. The thread runs on a stack of cmr's own (see
+  // start()).
+  static constexpr std::size_t kStackBytes = std::size_t{8} << 20;
+  static void* thread_entry(void* self) noexcept;
+  pthread_t thread_{};
+  void* stack_ = nullptr;
   std::atomic<bool> running_{false};  // the background thread was started and not stopped
   std::atomic<int> thread_tid_{0};  // relaxed: compared with the caller's own tid only
   std::atomic<std::uint32_t> wake_seq_{0};

@@ -1,20 +1,30 @@
 // src/isolation.cpp: snapshot isolation, so the pause does not grow with the program's
 // memory (the design's "costs": process creation copies page tables).
 //
-// Before each clone every private anonymous mapping the scanner does not need is marked
+// Before each clone every private mapping the scanner does not need is marked
 // MADV_DONTFORK, so the kernel copies neither its page tables nor its pages into the
 // child; right after the clone the marks are cleared again. The child needs the tracked
-// region, the runtime's own buffers (all MAP_NORESERVE, so they never merge with the
-// program's mappings), the collector's stack and thread block, and code (file-backed
-// mappings are always kept). A child that strays outside faults and frees nothing.
+// region, the runtime's own buffers, the collector's stack and thread block (all fenced
+// by PROT_NONE pages, so that no program mapping ever merges with one of them and is kept
+// along), and the objects it runs: file mappings of loaded code and their data (.data,
+// .bss). Everything else is marked: anonymous memory of any advice or locking, written
+// private file mappings of data files, thread stacks. A child that strays outside faults
+// and frees nothing.
 //
-// Invariants: the program's own MADV_DONTFORK marks survive (a mapping is touched only if
-// smaps said it was not marked; a mapping whose flags were never read is left alone and
-// merely copied); MADV_WIPEONFORK is a separate flag that DONTFORK/DOFORK do not change;
-// the marks exist only while the collector holds the registry lock, which the program's
+// The program's own fork flags: a mapping is marked only when its VmFlags are known
+// (smaps) to lack `dc` (the program's own MADV_DONTFORK), so restore() never clears a mark
+// it did not set; MADV_WIPEONFORK is a separate flag that DONTFORK/DOFORK do not change.
+// Flags are known for a mapping read from smaps as it is, or for one that grew or merged
+// from such mappings (the kernel merges only mappings with identical flags); a new mapping,
+// or part of one (a split: something changed flags on part of it), is unknown until smaps
+// is read again. smaps walks page tables (milliseconds per GiB), so it is read again only
+// when something is unknown, and no more often than kRefreshCostFactor times its last
+// cost; unknown mappings are left alone meanwhile (copied, nothing is lost).
+// The marks exist only while the collector holds the registry lock, which the program's
 // fork() takes in its atfork handler, so a program fork never sees them.
-// Limit: a program that marks a whole, unchanged mapping DONTFORK (or DOFORK) after cmr
-// read its flags is seen with the old flag until the next refresh; see docs/decisions.md.
+// Limit: a program that marks a whole mapping DONTFORK (or DOFORK) without changing its
+// bounds, after cmr read its flags, is seen with the old flag until the next read (at the
+// latest kPeriodicRefreshNs later); see docs/decisions.md.
 #include "isolation.hpp"
 
 #include <fcntl.h>
@@ -30,8 +40,10 @@ namespace cmr::detail {
 
 namespace {
 
-constexpr std::size_t kBigMapping = std::size_t{1} << 20;  // worth a flags refresh
-constexpr std::int64_t kRefreshEveryNs = 1'000'000'000;     // smaps walks page tables: ms/GiB
+// smaps is read again at most once per this many times its last cost (10%: a 4 GiB
+// process's 5 ms read at most every 50 ms), and at least every kPeriodicRefreshNs.
+constexpr std::int64_t kRefreshCostFactor = 10;
+constexpr std::int64_t kPeriodicRefreshNs = 1'000'000'000;
 
 template <class T>
 bool grow(T*& data, std::size_t& cap, std::size_t need) noexcept {
@@ -56,17 +68,8 @@ std::uintptr_t hex(const char*& p) noexcept {
   }
 }
 
-}  // namespace
-
-Isolation::~Isolation() {
-  sys::unmap(text_, text_cap_);
-  sys::unmap(maps_, maps_cap_ * sizeof(Mapping));
-  sys::unmap(known_, known_cap_ * sizeof(Mapping));
-  sys::unmap(marked_, marked_cap_ * sizeof(KeepRange));
-}
-
-// Reads a /proc file whole into text_ (NUL-terminated); false on failure.
-static bool slurp(const char* path, char*& text, std::size_t& cap) noexcept {
+// Reads a /proc file whole into text (NUL-terminated); false on failure.
+bool slurp(const char* path, char*& text, std::size_t& cap) noexcept {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   std::size_t len = 0;
@@ -89,15 +92,24 @@ static bool slurp(const char* path, char*& text, std::size_t& cap) noexcept {
 }
 
 // One maps/smaps header line: "begin-end perms offset dev inode   path".
-static bool parse_header(const char*& p, std::uintptr_t& begin, std::uintptr_t& end,
-                         bool& is_private, bool& anonymous, bool& special) noexcept {
-  const char* line = p;
-  begin = hex(p);
+struct Header {
+  std::uintptr_t begin, end;
+  bool is_private, writable, executable;
+  bool anonymous;  // no path, or a [bracketed] one
+  bool special;    // [vdso], [vvar], [vsyscall] and the like: the child needs them
+  const char* path;
+  std::size_t path_len;
+};
+
+bool parse_header(const char*& p, Header& h) noexcept {
+  h.begin = hex(p);
   if (*p != '-') return false;
   ++p;
-  end = hex(p);
-  if (*p != ' ') return false;
-  is_private = p[4] == 'p';
+  h.end = hex(p);
+  if (*p != ' ' || p[1] == '\0' || p[2] == '\0' || p[3] == '\0' || p[4] == '\0') return false;
+  h.writable = p[2] == 'w';
+  h.executable = p[3] == 'x';
+  h.is_private = p[4] == 'p';
   // Skip perms, offset, dev and inode to the path (may be empty).
   int fields = 0;
   while (*p != '\0' && *p != '\n' && fields < 4) {
@@ -106,37 +118,72 @@ static bool parse_header(const char*& p, std::uintptr_t& begin, std::uintptr_t& 
     ++fields;
   }
   while (*p == ' ') ++p;
-  const char* path = p;
+  h.path = p;
   while (*p != '\n' && *p != '\0') ++p;
-  anonymous = path == p || *path == '[';
-  // [heap] and [stack] hold program data; [vdso], [vvar] and the like must be kept.
-  special = *path == '[' && std::strncmp(path, "[heap]", 6) != 0 &&
-            std::strncmp(path, "[stack]", 7) != 0 && std::strncmp(path, "[anon", 5) != 0;
+  h.path_len = static_cast<std::size_t>(p - h.path);
+  h.anonymous = h.path_len == 0 || *h.path == '[';
+  // [heap] and [stack] hold program data, [anon:name] is a named anonymous mapping.
+  h.special = *h.path == '[' && std::strncmp(h.path, "[heap]", 6) != 0 &&
+              std::strncmp(h.path, "[stack]", 7) != 0 && std::strncmp(h.path, "[anon", 5) != 0;
   if (*p == '\n') ++p;
-  (void)line;
   return true;
+}
+
+std::uint64_t path_hash(const char* path, std::size_t len) noexcept {
+  std::uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (std::size_t i = 0; i < len; ++i) h = (h ^ static_cast<unsigned char>(path[i])) * 1099511628211ull;
+  return h;
+}
+
+bool is_header_line(const char* p) noexcept {
+  const char* q = p;
+  if (!((*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'f'))) return false;
+  hex(q);
+  return *q == '-';
+}
+
+}  // namespace
+
+Isolation::~Isolation() {
+  sys::unmap(text_, text_cap_);
+  sys::unmap(maps_, maps_cap_ * sizeof(Mapping));
+  sys::unmap(known_, known_cap_ * sizeof(Known));
+  sys::unmap(exec_paths_, exec_cap_ * sizeof(std::uint64_t));
+  sys::unmap(marked_, marked_cap_ * sizeof(KeepRange));
 }
 
 bool Isolation::read_maps() noexcept {
   if (!slurp("/proc/self/maps", text_, text_cap_)) return false;
-  maps_count_ = 0;
-  std::uintptr_t file_end = 0;  // end of the last file-backed mapping
+  // First the files that are mapped executable: their other mappings are a loaded object's
+  // data, which the code the child runs may read.
+  exec_count_ = 0;
   for (const char* p = text_; *p != '\0';) {
-    Mapping m{};
-    bool priv, anon, special;
-    std::uintptr_t b, e;
-    if (!parse_header(p, b, e, priv, anon, special)) return false;
-    // A library's .bss continues its file mapping as an anonymous one (libc keeps tuning
-    // variables there that memcpy reads): code the child runs needs it.
-    if (anon && b == file_end) special = true;
-    if (!anon) file_end = e;
-    if (!priv) continue;  // shared mappings are shared with the child anyway: no copy
-    m.begin = b;
-    m.end = e;
-    m.anonymous = anon;
-    m.special = special;
+    Header h;
+    if (!parse_header(p, h)) return false;
+    if (h.executable && !h.anonymous) {
+      if (!grow(exec_paths_, exec_cap_, exec_count_ + 1)) return false;
+      exec_paths_[exec_count_++] = path_hash(h.path, h.path_len);
+    }
+  }
+  std::sort(exec_paths_, exec_paths_ + exec_count_);
+  maps_count_ = 0;
+  std::uintptr_t object_end = 0;  // end of the last mapping of a loaded object
+  for (const char* p = text_; *p != '\0';) {
+    Header h;
+    if (!parse_header(p, h)) return false;
+    const bool object =
+        !h.anonymous && std::binary_search(exec_paths_, exec_paths_ + exec_count_,
+                                           path_hash(h.path, h.path_len));
+    // A loaded object's .bss continues its file mapping as an anonymous one (libc keeps
+    // tuning variables there that memcpy reads): code the child runs needs it.
+    const bool bss = h.anonymous && h.begin == object_end;
+    if (object) object_end = h.end;
+    if (!h.is_private) continue;  // shared mappings are shared with the child anyway: no copy
+    bool markable;
+    if (h.anonymous) markable = !h.special && !bss;
+    else markable = h.writable && !object;  // a data file's written pages are anonymous copies
     if (!grow(maps_, maps_cap_, maps_count_ + 1)) return false;
-    maps_[maps_count_++] = m;
+    maps_[maps_count_++] = Mapping{h.begin, h.end, markable ? 1u : 0u, 0, 0};
   }
   return true;
 }
@@ -144,26 +191,21 @@ bool Isolation::read_maps() noexcept {
 bool Isolation::read_fork_flags() noexcept {
   if (!slurp("/proc/self/smaps", text_, text_cap_)) return false;
   known_count_ = 0;
-  Mapping* current = nullptr;
+  Known* current = nullptr;
   for (const char* p = text_; *p != '\0';) {
-    if ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')) {
-      const char* q = p;
-      std::uintptr_t b = hex(q);
-      if (*q == '-') {  // a mapping header
-        std::uintptr_t e;
-        bool priv, anon, special;
-        if (!parse_header(p, b, e, priv, anon, special)) return false;
-        if (!grow(known_, known_cap_, known_count_ + 1)) return false;
-        current = &known_[known_count_++];
-        *current = Mapping{b, e, anon, 0, 1, special};
-        continue;
-      }
+    if (is_header_line(p)) {
+      Header h;
+      if (!parse_header(p, h)) return false;
+      if (!grow(known_, known_cap_, known_count_ + 1)) return false;
+      current = &known_[known_count_++];
+      *current = Known{h.begin, h.end, false};
+      continue;
     }
     if (current != nullptr && std::strncmp(p, "VmFlags:", 8) == 0) {
       const char* eol = std::strchr(p, '\n');
       for (const char* f = p + 8; f + 2 <= (eol ? eol : p + std::strlen(p)); ++f)
         if (f[0] == 'd' && f[1] == 'c' && f[-1] == ' ' && (f[2] == ' ' || f[2] == '\n'))
-          current->dontfork = 1;
+          current->dontfork = true;
     }
     while (*p != '\n' && *p != '\0') ++p;
     if (*p == '\n') ++p;
@@ -171,41 +213,98 @@ bool Isolation::read_fork_flags() noexcept {
   return true;
 }
 
-void Isolation::prepare() noexcept {
-  const std::int64_t now = sys::now_ns();
-  if (stale_ && (known_count_ == 0 || now - last_refresh_ns_ >= kRefreshEveryNs)) {
-    if (read_fork_flags()) {
-      stale_ = false;
-      last_refresh_ns_ = now;
+// Each markable mapping's fork flag, from the last smaps read: known when the read saw it
+// whole, or saw only pieces of it (it grew, or merged with neighbours of the same flags)
+// that agree; unknown when it is new or a piece of what the read saw.
+void Isolation::learn_flags() noexcept {
+  unknown_bytes_ = 0;
+  for (std::size_t i = 0; i < maps_count_; ++i) {
+    Mapping& m = maps_[i];
+    m.known = 0;
+    m.dontfork = 0;
+    if (!m.markable) continue;
+    // The first known mapping ending after m.begin (known_ is sorted and disjoint).
+    const Known* k = std::upper_bound(
+        known_, known_ + known_count_, m.begin,
+        [](std::uintptr_t v, const Known& a) { return v < a.end; });
+    bool any = false, split = false, dontfork = false, disagree = false;
+    for (; k != known_ + known_count_ && k->begin < m.end; ++k) {
+      if (k->begin < m.begin || k->end > m.end) split = true;
+      if (any && k->dontfork != dontfork) disagree = true;
+      dontfork = k->dontfork;
+      any = true;
+    }
+    if (any && !split && !disagree) {
+      m.known = 1;
+      m.dontfork = dontfork ? 1 : 0;
+    } else {
+      unknown_bytes_ += m.end - m.begin;
     }
   }
-  if (!read_maps()) maps_count_ = 0;  // nothing is marked this cycle
+}
+
+void Isolation::prepare() noexcept {
+  if (!read_maps()) {
+    maps_count_ = 0;  // nothing is marked this cycle
+    return;
+  }
+  learn_flags();
+  const std::int64_t now = sys::now_ns();
+  const std::int64_t since = now - last_refresh_ns_;
+  const bool affordable = since >= kRefreshCostFactor * refresh_cost_ns_;
+  if (!ever_refreshed_ || (affordable && (unknown_bytes_ != 0 || since >= kPeriodicRefreshNs))) {
+    if (read_fork_flags()) {
+      ever_refreshed_ = true;
+      last_refresh_ns_ = sys::now_ns();
+      refresh_cost_ns_ = last_refresh_ns_ - now;
+    }
+    // Listed again after the flags: what appears in between is unknown, never misread.
+    if (!read_maps()) {
+      maps_count_ = 0;
+      return;
+    }
+    learn_flags();
+  }
 }
 
 void Isolation::mark(const KeepRange* keep, std::size_t count) noexcept {
   marked_count_ = 0;
   marked_bytes_ = 0;
-  for (std::size_t i = 0; i < maps_count_; ++i) {
-    const Mapping& m = maps_[i];
-    if (!m.anonymous || m.special) continue;
+  auto wanted = [&](const Mapping& m) {
+    if (!m.markable || !m.known || m.dontfork) return false;
     // Overlaps a range the child needs? keep is sorted and disjoint, so only the last range
     // starting before m.end can tell: any earlier overlapping one would put it inside m.
     const KeepRange* k = std::lower_bound(
         keep, keep + count, m.end, [](const KeepRange& r, std::uintptr_t v) { return r.begin < v; });
-    if (k != keep && (k - 1)->end > m.begin) continue;
-    const Mapping* known = std::lower_bound(
-        known_, known_ + known_count_, m.begin,
-        [](const Mapping& a, std::uintptr_t v) { return a.begin < v; });
-    if (known == known_ + known_count_ || known->begin != m.begin || known->end != m.end) {
-      if (m.end - m.begin >= kBigMapping) stale_ = true;  // a new big mapping: learn its flags
-      continue;  // flags unknown: leave it alone (it is copied, nothing is lost)
+    return k == keep || (k - 1)->end <= m.begin;
+  };
+  auto advise = [&](std::uintptr_t b, std::uintptr_t e) {
+    if (!grow(marked_, marked_cap_, marked_count_ + 1)) return;
+    if (::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTFORK) != 0) {
+      // The listing is stale: something in the range was unmapped since prepare() read it
+      // (a thread's stack, an allocator's segment). The kernel still marked every mapping
+      // around the hole, and a program fork() would leave them out of its child for good:
+      // undo at once (DOFORK, like DONTFORK, goes on past a hole).
+      ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DOFORK);
+      return;
     }
-    if (known->dontfork) continue;  // the program's own mark: not ours to change
-    if (!grow(marked_, marked_cap_, marked_count_ + 1)) break;
-    if (::madvise(reinterpret_cast<void*>(m.begin), m.end - m.begin, MADV_DONTFORK) != 0)
-      continue;  // unmapped since it was listed: nothing to restore
-    marked_[marked_count_++] = KeepRange{m.begin, m.end};
-    marked_bytes_ += m.end - m.begin;
+    marked_[marked_count_++] = KeepRange{b, e};
+    marked_bytes_ += e - b;
+  };
+  for (std::size_t i = 0; i < maps_count_;) {
+    if (!wanted(maps_[i])) {
+      ++i;
+      continue;
+    }
+    // A run of adjacent mappings to mark: one call (thousands of small mappings, thread
+    // stacks and their guard pages would otherwise cost a system call each, twice).
+    std::size_t j = i + 1;
+    while (j < maps_count_ && maps_[j].begin == maps_[j - 1].end && wanted(maps_[j])) ++j;
+    const std::size_t before = marked_count_;
+    advise(maps_[i].begin, maps_[j - 1].end);
+    if (marked_count_ == before && j - i > 1)  // part of the run is gone: one at a time
+      for (std::size_t k = i; k < j; ++k) advise(maps_[k].begin, maps_[k].end);
+    i = j;
   }
 }
 

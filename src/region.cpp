@@ -21,7 +21,10 @@ void Region::reserve(std::size_t bytes, std::size_t align, bool huge_pages,
                      std::size_t small_prefix) {
   int error = 0;
   for (std::size_t want = bytes;; want /= 2) {
-    void* p = ::mmap(nullptr, want + align, PROT_READ | PROT_WRITE,
+    // One page more on each side, left PROT_NONE: the kernel never merges the range with
+    // a program mapping, which snapshot isolation would then have to keep with it.
+    constexpr std::size_t kFence = 4096;
+    void* p = ::mmap(nullptr, want + align + 2 * kFence, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
       error = errno;
@@ -30,10 +33,13 @@ void Region::reserve(std::size_t bytes, std::size_t align, bool huge_pages,
     }
     // Trim to the alignment asked for (2 MiB: huge pages can back whole blocks).
     auto start = reinterpret_cast<std::uintptr_t>(p);
-    std::uintptr_t aligned = (start + align - 1) & ~(align - 1);
-    if (aligned > start) ::munmap(p, aligned - start);
-    std::uintptr_t tail = start + want + align - (aligned + want);
-    if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + want), tail);
+    const std::uintptr_t aligned = (start + kFence + align - 1) & ~(align - 1);
+    const std::uintptr_t lead = aligned - kFence - start;
+    if (lead != 0) ::munmap(p, lead);
+    const std::uintptr_t tail = start + want + align + 2 * kFence - (aligned + want + kFence);
+    if (tail != 0) ::munmap(reinterpret_cast<void*>(aligned + want + kFence), tail);
+    ::mprotect(reinterpret_cast<void*>(aligned - kFence), kFence, PROT_NONE);
+    ::mprotect(reinterpret_cast<void*>(aligned + want), kFence, PROT_NONE);
     base_ = aligned;
     size_ = want;
     // Transparent huge pages, when asked, past a prefix of small pages: a heap big enough

@@ -77,7 +77,6 @@ void futex_wake_shared(std::atomic<std::uint32_t>* word) noexcept {
 }
 
 std::size_t page_round(std::size_t bytes) noexcept {
-  constexpr std::size_t kPage = 4096;
   return (bytes + kPage - 1) & ~(kPage - 1);
 }
 
@@ -85,6 +84,22 @@ void* map_private(std::size_t bytes) noexcept {
   void* p = ::mmap(nullptr, page_round(bytes), PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
+}
+
+void* map_fenced(std::size_t bytes) noexcept {
+  const std::size_t inner = page_round(bytes);
+  auto* p = static_cast<char*>(::mmap(nullptr, inner + 2 * kPage, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
+  if (p == MAP_FAILED) return nullptr;
+  if (::mprotect(p, kPage, PROT_NONE) != 0 || ::mprotect(p + kPage + inner, kPage, PROT_NONE) != 0) {
+    ::munmap(p, inner + 2 * kPage);
+    return nullptr;
+  }
+  return p + kPage;
+}
+
+void unmap_fenced(void* p, std::size_t bytes) noexcept {
+  if (p != nullptr) ::munmap(static_cast<char*>(p) - kPage, page_round(bytes) + 2 * kPage);
 }
 
 void* map_shared(std::size_t bytes) noexcept {

@@ -31,10 +31,15 @@ void futex_wait_shared(std::atomic<std::uint32_t>* word, std::uint32_t expected,
                        std::int64_t timeout_ns = -1) noexcept;
 void futex_wake_shared(std::atomic<std::uint32_t>* word) noexcept;
 
-// Anonymous private mapping of at least `bytes`, zero-filled; null on failure. Runtime
-// mappings are MAP_NORESERVE: the flag keeps the kernel from merging them with the
-// program's anonymous memory, so snapshot isolation can keep them and drop the program's.
+// Anonymous private mapping of at least `bytes`, zero-filled; null on failure (MAP_NORESERVE:
+// no commit charge until touched).
 void* map_private(std::size_t bytes) noexcept;
+// The same, between two PROT_NONE pages: the kernel never merges it with a neighbour, so
+// a mapping of the program never becomes part of one the scanner child needs (snapshot
+// isolation keeps those whole). Give it back with unmap_fenced.
+void* map_fenced(std::size_t bytes) noexcept;
+void unmap_fenced(void* p, std::size_t bytes) noexcept;
+inline constexpr std::size_t kPage = 4096;
 // Anonymous shared mapping (stays shared with a child created after it).
 void* map_shared(std::size_t bytes) noexcept;
 void unmap(void* p, std::size_t bytes) noexcept;

@@ -8,8 +8,12 @@
 //   split     huge pages that the parent writes while each child still lives, so the
 //             kernel splits them on copy-on-write, as under churn during a scan
 //   collapse  as split, then MADV_COLLAPSE after each child, timed (Linux 6.1+)
+//   vmas      N MiB as 256 KiB mappings, advice alternating so that none merge, one page
+//             touched in each: what the number of mappings costs
+//   vmas-dontfork  the same, every mapping MADV_DONTFORK, as snapshot isolation marks them:
+//             what a mapping left out of the child still costs
 // Output: one line per fork: mode, MiB, fork ms (and collapse ms).
-// Usage: fork_cost <MiB> <4k|thp|split|collapse>
+// Usage: fork_cost <MiB> <4k|thp|split|collapse|vmas|vmas-dontfork>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,15 +33,36 @@ double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+int many_mappings(std::size_t bytes, bool dontfork, const char* mode) {
+  constexpr std::size_t kSmall = 256 << 10;
+  for (std::size_t i = 0; i < bytes / kSmall; ++i) {
+    void* m = ::mmap(nullptr, kSmall, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return 3;
+    ::madvise(m, kSmall, i % 2 == 0 ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    if (dontfork) ::madvise(m, kSmall, MADV_DONTFORK);
+    static_cast<char*>(m)[0] = 1;
+  }
+  for (int round = 0; round < 5; ++round) {
+    const auto t = std::chrono::steady_clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) ::_exit(0);
+    const double fork_ms = ms_since(t);
+    ::waitpid(pid, nullptr, 0);
+    std::printf("%s,%zu,%.3f,0\n", mode, bytes >> 20, fork_ms);
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc != 3) {
-    std::fprintf(stderr, "usage: %s <MiB> <4k|thp|split|collapse>\n", argv[0]);
+    std::fprintf(stderr, "usage: %s <MiB> <4k|thp|split|collapse|vmas|vmas-dontfork>\n", argv[0]);
     return 2;
   }
   const std::size_t bytes = std::strtoull(argv[1], nullptr, 10) << 20;
   const char* mode = argv[2];
+  if (std::strncmp(mode, "vmas", 4) == 0) return many_mappings(bytes, std::strcmp(mode, "vmas-dontfork") == 0, mode);
   const bool huge = std::strcmp(mode, "4k") != 0;
   const bool split = std::strcmp(mode, "split") == 0 || std::strcmp(mode, "collapse") == 0;
   const bool collapse = std::strcmp(mode, "collapse") == 0;

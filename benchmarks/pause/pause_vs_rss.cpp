@@ -1,6 +1,8 @@
 // benchmarks/pause/pause_vs_rss.cpp: the pause against the program's resident memory.
 //
-// Allocates and touches N MiB of unrelated program memory (4 KiB pages, THP off for it),
+// Allocates and touches N MiB of unrelated program memory (by default 4 KiB pages, THP off
+// for it; --kind K makes it of kind K instead, harness/program_memory.hpp, --before makes
+// it before cmr starts),
 // optionally L MiB of live tracked objects (a list from a Root), starts T registered
 // threads that churn a small tracked structure, then runs C cycles and reports the pause
 // that stats() measured for each (handshake + child creation, what the threads see):
@@ -13,8 +15,10 @@
 // Output: one CSV line
 //   allocator,isolate,isolated,app_mib,threads,cycles,pause_p50_us,pause_p99_us,pause_max_us,
 //   handshake_p50_us,rss_mib,live_mib,heap_rss_mib,in_pause (cycles of those marked in the
-//   pause, without a child)
-// Usage: pause_vs_rss <app_mib> <isolate 0|1> [threads=8] [cycles=200] [live_mib=0]
+//   pause, without a child),kind,made (before|after init)
+// Usage: pause_vs_rss [--kind K] [--before] <app_mib> <isolate 0|1> [threads=8] [cycles=200]
+//        [live_mib=0]; K is one of plain nohugepage hugepage mlock noreserve populate file
+//        split mremap small stacks (default: nohugepage).
 // Environment: CMR_BENCH_PAUSE_MARK_US, Options::pause_mark_budget (0: a child every cycle).
 #include <sys/mman.h>
 
@@ -24,10 +28,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include <cmr/cmr.hpp>
+
+#include "harness/program_memory.hpp"
 
 namespace {
 
@@ -73,15 +80,31 @@ struct Payload {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: %s <app_mib> <isolate 0|1> [threads] [cycles] [live_mib]\n", argv[0]);
+  cmr::bench::MemoryKind kind = cmr::bench::MemoryKind::nohugepage;
+  bool before = false;
+  std::vector<char*> args;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--before") == 0) {
+      before = true;
+    } else if (std::strcmp(argv[i], "--kind") == 0 && i + 1 < argc) {
+      if (!cmr::bench::parse_memory_kind(argv[++i], kind)) {
+        std::fprintf(stderr, "pause_vs_rss: unknown --kind '%s'\n", argv[i]);
+        return 2;
+      }
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  if (args.size() < 2) {
+    std::fprintf(stderr, "usage: %s [--kind K] [--before] <app_mib> <isolate 0|1> [threads] [cycles] [live_mib]\n",
+                 argv[0]);
     return 2;
   }
-  const std::size_t app_mib = std::strtoull(argv[1], nullptr, 10);
-  const bool isolate = std::atoi(argv[2]) != 0;
-  const int threads = argc > 3 ? std::atoi(argv[3]) : 8;
-  const int cycles = argc > 4 ? std::atoi(argv[4]) : 200;
-  const std::size_t live_mib = argc > 5 ? std::strtoull(argv[5], nullptr, 10) : 0;
+  const std::size_t app_mib = std::strtoull(args[0], nullptr, 10);
+  const bool isolate = std::atoi(args[1]) != 0;
+  const int threads = args.size() > 2 ? std::atoi(args[2]) : 8;
+  const int cycles = args.size() > 3 ? std::atoi(args[3]) : 200;
+  const std::size_t live_mib = args.size() > 4 ? std::strtoull(args[4], nullptr, 10) : 0;
 
   // Automatic cycles off: every cycle measured is one of ours. CMR_BENCH_PAUSE_MARK_US sets
   // Options::pause_mark_budget (0: every cycle creates a scanner child).
@@ -90,17 +113,21 @@ int main(int argc, char** argv) {
                        .isolate_snapshot = isolate};
   if (const char* us = std::getenv("CMR_BENCH_PAUSE_MARK_US"))
     options.pause_mark_budget = std::chrono::microseconds(std::strtoll(us, nullptr, 10));
-  cmr::init(options);
 
-  char* app = nullptr;
-  if (app_mib != 0) {
-    const std::size_t bytes = app_mib << 20;
-    app = static_cast<char*>(::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    if (app == MAP_FAILED) return 3;
-    ::madvise(app, bytes, MADV_NOHUGEPAGE);  // ordinary pages, as the issue measures
-    for (std::size_t i = 0; i < bytes; i += 4096) app[i] = static_cast<char>(i);
-  }
+  std::unique_ptr<cmr::bench::ProgramMemory> app;
+  auto make_app = [&] {
+    if (app_mib == 0) return true;
+    app = std::make_unique<cmr::bench::ProgramMemory>(kind, app_mib << 20, app_mib << 20);
+    if (!app->ok()) {
+      std::fprintf(stderr, "pause_vs_rss: %s memory: %s%s\n", cmr::bench::memory_kind_name(kind),
+                   app->error().c_str(), app->skipped().c_str());
+      return false;
+    }
+    return true;
+  };
+  if (before && !make_app()) return 3;
+  cmr::init(options);
+  if (!before && !make_app()) return 3;
 
   cmr::Root<Payload> live;
   {
@@ -128,8 +155,9 @@ int main(int argc, char** argv) {
     });
 
   std::vector<double> pauses, handshakes;
-  // 1.1 s: the mappings' flags are re-read at most once a second.
-  for (int i = 0; i < 110; ++i) {
+  // Warm-up, 0.5 s: the churn's allocator state settles, and the isolation learns the
+  // mappings' fork flags.
+  for (int i = 0; i < 50; ++i) {
     cmr::collect();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -156,11 +184,11 @@ int main(int argc, char** argv) {
     heap_rss = mapping_rss_mib(cmr::make<Node>(g));
   }
   const cmr::Stats end = cmr::stats();
-  std::printf("%s,%d,%d,%zu,%d,%zu,%.1f,%.1f,%.1f,%.1f,%ld,%zu,%ld,%llu\n", s.allocator,
+  std::printf("%s,%d,%d,%zu,%d,%zu,%.1f,%.1f,%.1f,%.1f,%ld,%zu,%ld,%llu,%s,%s\n", s.allocator,
               isolate ? 1 : 0, s.snapshot_isolated ? 1 : 0, app_mib, threads, pauses.size(),
               pct(0.5), pct(0.99), pauses.empty() ? 0.0 : pauses.back(), hs50, rss_mib(),
               live_mib, heap_rss,
-              static_cast<unsigned long long>(end.marked_in_pause - in_pause_before));
-  if (app != nullptr) ::munmap(app, app_mib << 20);
+              static_cast<unsigned long long>(end.marked_in_pause - in_pause_before),
+              cmr::bench::memory_kind_name(kind), before ? "before" : "after");
   return 0;
 }

@@ -15,6 +15,9 @@ struct TestHooks {
   // The collector, while every registered thread is held, after it read the newest Root's
   // value and before the others (allocation-free code only).
   void (*collector_between_roots)() = nullptr;
+  // The collector, after snapshot isolation listed the program's mappings and before it
+  // marks them; no thread is held yet (the program may still map and unmap).
+  void (*collector_before_isolation)() = nullptr;
   // The collector, while every registered thread is held and the child exists.
   void (*collector_paused)() = nullptr;
   // The collector, after the threads were released and before the child's answer is used.
