@@ -17,6 +17,7 @@
 // which is a genuine pause.
 #include "handshake.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 
 #include <cerrno>
@@ -106,6 +107,12 @@ void install(int sig) {
 }
 
 int installed_signal() noexcept { return g_signal; }
+
+bool blocked_in_this_thread() noexcept {
+  sigset_t current;
+  if (pthread_sigmask(SIG_BLOCK, nullptr, &current) != 0) return false;
+  return g_signal != 0 && sigismember(&current, g_signal) == 1;
+}
 
 PauseOutcome pause(ThreadRecord* const* targets, std::size_t count,
                    std::int64_t timeout_ns) noexcept {

@@ -15,6 +15,10 @@ void install(int sig);
 // The installed signal, or 0.
 int installed_signal() noexcept;
 
+// True if the calling thread has the handshake's signal blocked: no cycle can hold it
+// until it unblocks, so it must never wait for one (a system call; slow paths only).
+bool blocked_in_this_thread() noexcept;
+
 struct PauseOutcome {
   bool paused = false;         // every target is held in the handler
   int unanswered_tid = 0;      // first thread that did not answer (when !paused)

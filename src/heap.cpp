@@ -23,6 +23,7 @@
 #endif
 
 #include "blocks.hpp"
+#include "handshake.hpp"
 #include "cmr/detail/duration.hpp"
 #include "cmr/detail/heap_layout.hpp"
 #include "collector.hpp"
@@ -49,10 +50,13 @@ void wait_for_cycle(std::uint32_t seq, std::int64_t deadline_ns) {
 }
 
 // The collector thread (freeing garbage, whose destructor allocated) must never wait for
-// a cycle: it is the one that would run it.
+// a cycle: it is the one that would run it. Nor may a thread that has cmr's signal
+// blocked (a critical section of the program's, a handler): the cycle could not hold it,
+// and would wait for it until the handshake timed out.
 bool may_wait() {
   RuntimeState& s = rt();
-  return s.collector != nullptr && !must_rebuild() && !s.collector->is_collector_thread();
+  return s.collector != nullptr && !must_rebuild() && !s.collector->is_collector_thread() &&
+         !handshake::blocked_in_this_thread();
 }
 
 void pace() {
