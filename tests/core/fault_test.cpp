@@ -34,6 +34,7 @@
 #include <cmr/cmr.hpp>
 #include <cmr/detail/hooks.hpp>
 
+#include "core/task_state.hpp"
 #include "core/tracked_counter.hpp"
 
 namespace {
@@ -128,22 +129,9 @@ std::string describe(const std::vector<ProcessInfo>& ps) {
   return s;
 }
 
-char task_state(pid_t tid) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string line;
-  if (!std::getline(in, line)) return '?';
-  const auto paren = line.rfind(')');
-  return paren != std::string::npos && paren + 2 < line.size() ? line[paren + 2] : '?';
-}
-
-// True once the thread is blocked in system call `nr` (per /proc/<tid>/syscall).
-bool in_syscall(pid_t tid, long nr) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
-  long current = -1;
-  return static_cast<bool>(in >> current) && current == nr && task_state(tid) == 'S';
-}
-
-pid_t gettid_now() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+using cmr_test::gettid_now;
+using cmr_test::in_syscall;
+using cmr_test::task_state;
 
 // ---- Failed cycles ---------------------------------------------------------------------
 

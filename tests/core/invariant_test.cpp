@@ -17,6 +17,7 @@
 
 #include <cmr/cmr.hpp>
 
+#include "core/task_state.hpp"
 #include "core/test_mode.hpp"
 #include <cmr/detail/hooks.hpp>
 
@@ -418,18 +419,21 @@ TEST(SignalSafeState, TheHandlerPreservesErrno) {
 TEST(SignalSafeState, ABlockingReadIsRestartedNotInterrupted) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  std::atomic<bool> ready{false};
   ssize_t got = 0;
   int err = 0;
   char byte = 0;
+  std::atomic<pid_t> tid{0};
   std::thread reader([&] {
     cmr::Guard<Tracked> g;
-    ready = true;
+    tid = cmr_test::gettid_now();
     got = read(fds[0], &byte, 1);
     err = got < 0 ? errno : 0;
   });
-  while (!ready.load()) std::this_thread::yield();
-  std::this_thread::sleep_for(10ms);
+  // The cycles must interrupt the read itself, not the code before it.
+  while (tid.load() == 0) std::this_thread::yield();
+  for (int i = 0; i < 20000 && !cmr_test::in_syscall(tid.load(), SYS_read); ++i)
+    std::this_thread::sleep_for(100us);
+  ASSERT_TRUE(cmr_test::in_syscall(tid.load(), SYS_read)) << "the reader never blocked in read()";
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(cmr::collect());
   ASSERT_EQ(write(fds[1], "x", 1), 1);
   reader.join();

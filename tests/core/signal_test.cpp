@@ -138,6 +138,7 @@ TEST_F(Signals, ThreadsOnAnAlternateSignalStackAreHeldByEveryCycle) {
                 cmr::ds::TreiberStack<long> stack;
                 std::atomic<bool> stop{false};
                 std::atomic<long> ops{0};
+                std::atomic<int> started{0};  // threads 1-3, registered and about to churn
                 std::vector<std::thread> threads;
                 for (int t = 0; t < 4; ++t)
                   threads.emplace_back([&, t] {
@@ -152,13 +153,16 @@ TEST_F(Signals, ThreadsOnAnAlternateSignalStackAreHeldByEveryCycle) {
                       stack.push(-1);  // registers this thread
                       pthread_kill(pthread_self(), SIGUSR2);  // runs program_handler here
                     }
+                    stack.push(t);  // registered
+                    started.fetch_add(1);
                     churn(stack, stop, ops);
                     stack_t off{};
                     off.ss_flags = SS_DISABLE;
                     sigaltstack(&off, nullptr);
                   });
-                // Thread 0 is inside the program's handler, on its alternate stack, for 50 cycles.
-                while (!g_in_program_handler.load()) std::this_thread::sleep_for(1ms);
+                // Every thread at work (thread 0 inside the program's handler, on its
+                // alternate stack), then 50 cycles with it there.
+                while (!g_in_program_handler.load() || started.load() < 3) std::this_thread::sleep_for(1ms);
                 for (int i = 0; i < 50; ++i) SIG_CHECK(cmr::collect(), "cycle %d with a thread on its alternate stack", i);
                 g_leave_program_handler = true;
                 for (int i = 0; i < 50; ++i) SIG_CHECK(cmr::collect(), "cycle %d", i);
@@ -188,8 +192,12 @@ TEST_F(Signals, AThreadTogglingItsMaskInAHotLoopIsHeldByEveryCycle) {
                   }
                 });
                 std::thread worker([&] { churn(stack, stop, ops); });
-                // 200 cycles, each of which had to hold the toggling thread between two toggles.
-                for (int i = 0; i < 200; ++i) SIG_CHECK(cmr::collect(), "cycle %d", i);
+                // Both threads at work first; then at least 200 cycles, and at least 1000
+                // toggles during them, however the machine schedules the threads.
+                while (toggles.load() == 0 || ops.load() == 0) std::this_thread::sleep_for(1ms);
+                const long toggles_before = toggles.load();
+                for (int i = 0; i < 200 || toggles.load() < toggles_before + 1000; ++i)
+                  SIG_CHECK(cmr::collect(), "cycle %d", i);
                 stop = true;
                 toggler.join();
                 worker.join();

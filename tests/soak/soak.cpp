@@ -4,7 +4,7 @@
 // a HashSet of keys they own, while an injector thread, at random intervals, makes the next
 // process creation fail, crashes or hangs the scanner, makes it exit without an answer,
 // has a worker block the handshake signal past handshake_timeout, or squeezes the heap
-// against Options::heap_limit. At the end every structure is drained and checked: no value
+// against Options::heap_limit (each kind at least once, however loaded the machine). At the end every structure is drained and checked: no value
 // lost or duplicated (count and sum), every owned key present exactly as its owner left it,
 // the live heap stayed under its limit, and (built with AddressSanitizer, as
 // scripts/soak.sh and CI do) no object was used after it was freed.
@@ -12,6 +12,7 @@
 // Usage: cmr_soak [seconds=10] [workers=4]. Exit status 0 when every check holds.
 #include <signal.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -48,6 +49,8 @@ struct Totals {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_block_worker{-1};  // the worker that should block the signal now
+std::atomic<int> g_blocking{-1};      // the worker that has it blocked, until released
+std::atomic<bool> g_release_block{false};
 
 template <class Pop>
 std::uint64_t drain(Pop pop, Totals& t) {
@@ -104,10 +107,14 @@ int main(int argc, char** argv) {
       sigaddset(&sig, SIGUSR1);
       while (!g_stop.load(std::memory_order_relaxed)) {
         if (g_block_worker.load(std::memory_order_relaxed) == w) {
-          // This worker refuses the handshake for longer than handshake_timeout.
+          // This worker refuses the handshake until the injector's cycle has given up on
+          // it (handshake_timeout), however late either of them is scheduled.
           pthread_sigmask(SIG_BLOCK, &sig, nullptr);
-          std::this_thread::sleep_for(300ms);
+          g_blocking.store(w);
+          while (!g_release_block.load()) std::this_thread::sleep_for(1ms);
           pthread_sigmask(SIG_UNBLOCK, &sig, nullptr);
+          g_release_block.store(false);
+          g_blocking.store(-1);
           g_block_worker.store(-1);
         }
         for (int i = 0; i < 64; ++i) {
@@ -145,17 +152,31 @@ int main(int argc, char** argv) {
   std::uint64_t injected[6] = {};
   const auto end = Clock::now() + std::chrono::seconds(seconds);
   auto& faults = cmr::detail::g_test_faults;
-  while (Clock::now() < end) {
+  // Every kind of fault at least once, in a random order, however few iterations a loaded
+  // machine allows in the time; then one iteration in three injects a fault at random (a
+  // hang, 5 s each, one in twenty-four).
+  std::array<int, 6> first{0, 1, 2, 3, 4, 5};
+  std::shuffle(first.begin(), first.end(), rng);
+  for (std::size_t iteration = 0; Clock::now() < end || iteration < first.size(); ++iteration) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50 + rng() % 150));
-    // One iteration in three injects a fault; a hang (5 s each) is one in twenty-four.
     const int roll = static_cast<int>(rng() % 24);
-    const int kind = roll == 0 ? 2 : roll < 8 ? std::array{0, 1, 3, 4, 5, 0, 1}[roll - 1] : 6;
+    const int kind = iteration < first.size() ? first[iteration]
+                     : roll == 0               ? 2
+                     : roll < 8                ? std::array{0, 1, 3, 4, 5, 0, 1}[roll - 1]
+                                               : 6;
+    bool blocked = false;
     switch (kind) {
       case 0: faults.fail_clone = 1; break;
       case 1: faults.child_crash = true; break;
       case 2: faults.child_hang = true; break;
       case 3: faults.child_exit_early = true; break;
-      case 4: g_block_worker.store(static_cast<int>(rng() % static_cast<unsigned>(workers))); break;
+      case 4: {
+        const int w = static_cast<int>(rng() % static_cast<unsigned>(workers));
+        g_block_worker.store(w);
+        while (g_blocking.load() != w) std::this_thread::sleep_for(1ms);
+        blocked = true;
+        break;
+      }
       case 5: {  // squeeze: hold 64 MiB of live tracked memory for one cycle
         struct Chunk { unsigned char bytes[4096]; };
         std::vector<cmr::Root<Chunk>> held(16384);
@@ -170,6 +191,10 @@ int main(int argc, char** argv) {
     }
     if (kind < 6) ++injected[kind < 5 ? kind : 5];
     cmr::collect();
+    if (blocked) {
+      g_release_block.store(true);
+      while (g_blocking.load() != -1) std::this_thread::sleep_for(1ms);
+    }
     faults.fail_clone = 0;
     faults.child_crash = faults.child_hang = faults.child_exit_early = false;
     peak_live.store(std::max(peak_live.load(), cmr::stats().live_bytes));
