@@ -289,9 +289,9 @@ TEST(Faults, ABlockingReadNeitherStallsCyclesNorSeesEintr) {
     returned = true;
   });
   while (reader_tid.load() == 0) std::this_thread::yield();
-  for (int i = 0; i < 2000 && !in_syscall(reader_tid, SYS_read); ++i)
+  for (int i = 0; i < 10000 && !in_syscall(reader_tid, SYS_read); ++i)
     std::this_thread::sleep_for(1ms);
-  std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(in_syscall(reader_tid, SYS_read)) << "the reader never blocked in read()";
 
   const cmr::Stats before = cmr::stats();
   const auto t0 = std::chrono::steady_clock::now();
@@ -320,9 +320,12 @@ TEST(UserChildren, WaitpidAnyNeverSeesTheScannerAndReapsOnlyTheProgramsChildren)
   std::set<pid_t> forked, reaped;
   std::vector<std::string> problems;
   int ended_with_echild = 0;
+  std::atomic<int> cycles{0};
   std::thread parent([&] {
     cmr::Guard<Tracked> registration;  // this thread is paused by every cycle
     for (int round = 0; round < 25; ++round) {
+      // A cycle between rounds, at least: the waits below interleave with scanners.
+      while (cycles.load() < round + 1) std::this_thread::yield();
       std::set<pid_t> outstanding;
       for (int k = 0; k < 4; ++k) {
         const pid_t pid = fork();
@@ -356,17 +359,16 @@ TEST(UserChildren, WaitpidAnyNeverSeesTheScannerAndReapsOnlyTheProgramsChildren)
     else problems.push_back("final waitpid(-1) returned " + std::to_string(last));
     done = true;
   });
-  int cycles = 0;
   while (!done.load()) {
     EXPECT_TRUE(cmr::collect());
-    ++cycles;
+    cycles.fetch_add(1);
   }
   parent.join();
   for (const auto& p : problems) ADD_FAILURE() << p;
   EXPECT_EQ(reaped, forked);
   EXPECT_EQ(forked.size(), 100u);
   EXPECT_EQ(ended_with_echild, 1);
-  EXPECT_GT(cycles, 0);
+  EXPECT_GE(cycles.load(), 25);
   EXPECT_TRUE(children_of_this_process().empty());
 }
 

@@ -134,14 +134,15 @@ void look_at_probe_in_pause() {
 }
 
 // Runs cycles until one keeps `p`'s mapping out of its child. A mapping made just now has
-// unknown fork flags until smaps is read again, which cmr does within a bounded share of
-// its time: a few cycles, never more than kLearnCycles.
-constexpr int kLearnCycles = 5000;
+// unknown fork flags until smaps is read again, which cmr does once the time since the
+// last read is ten times that read's cost: a few cycles, never more than kLearnSeconds.
+constexpr int kLearnSeconds = 30;
 bool learn(const char* p) {
   g_probe = p;
   g_probe_marked = false;
   cmr::detail::g_test_hooks.collector_paused = &look_at_probe_in_pause;
-  for (int i = 0; i < kLearnCycles && !g_probe_marked.load(); ++i) cmr::collect();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(kLearnSeconds);
+  while (!g_probe_marked.load() && std::chrono::steady_clock::now() < until) cmr::collect();
   cmr::detail::g_test_hooks.collector_paused = nullptr;
   return g_probe_marked.load();
 }
@@ -168,7 +169,7 @@ TEST(Isolation, AChildThatReadsProgramMemoryFailsSafely) {
   ASSERT_NE(program, nullptr);
   ASSERT_TRUE(cmr::collect());  // initialises the runtime, so stats() knows the mode
   if (cmr::stats().snapshot_isolated) {
-    ASSERT_TRUE(learn(program)) << "no cycle in " << kLearnCycles << " kept the mapping out";
+    ASSERT_TRUE(learn(program)) << "no cycle in " << kLearnSeconds << " s kept the mapping out";
     EXPECT_TRUE(child_faults_reading(program + bytes / 2))
         << "the child could read program memory it was not given";
     EXPECT_GE(cmr::stats().last_isolated_bytes, bytes);
@@ -407,7 +408,7 @@ void keeps_kind_out_of_the_child(KindCase c) {
                           pieces.back().begin + pieces.back().bytes - 1};
   char seen[3];
   for (int i = 0; i < 3; ++i) seen[i] = *probes[i];
-  KIND_CHECK(learn(probes[0]), "no cycle in %d kept the first piece out", kLearnCycles);
+  KIND_CHECK(learn(probes[0]), "no cycle in %d s kept the first piece out", kLearnSeconds);
   for (const char* p : probes) KIND_CHECK(learn(p), "no cycle kept %p out", static_cast<const void*>(p));
   KIND_CHECK(cmr::stats().last_isolated_bytes >= memory->readable_bytes(),
              "the last child was kept from %llu bytes, the program holds %zu of this kind",

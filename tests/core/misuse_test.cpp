@@ -148,12 +148,15 @@ TEST_F(Misuse, InitWithANonPositiveTimeoutThrows) {
 TEST_F(Misuse, ARealTimeSignalIsAccepted) {
   EXPECT_EXIT(exit_expecting_success([] {
                 cmr::init({.signal = SIGRTMIN + 3});
-                std::thread t([] {
+                std::atomic<bool> registered{false}, done{false};
+                std::thread t([&] {
                   cmr::Guard<Node> g;  // a registered thread that must answer
-                  std::this_thread::sleep_for(300ms);
+                  registered = true;
+                  while (!done.load()) std::this_thread::sleep_for(1ms);
                 });
-                std::this_thread::sleep_for(50ms);
+                while (!registered.load()) std::this_thread::sleep_for(1ms);
                 const bool ok = cmr::collect();
+                done = true;
                 t.join();
                 if (!ok) _exit(4);
               }),

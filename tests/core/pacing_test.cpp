@@ -40,20 +40,29 @@ const auto* const g_env = ::testing::AddGlobalTestEnvironment(new Environment);
 TEST(Pacing, GarbageAllocatedFasterThanCyclesRunStaysBounded) {
   std::atomic<bool> stop{false};
   std::atomic<std::uint64_t> made{0};
+  std::atomic<int> started{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&] {
       cmr::Guard<Blob> g;
-      std::uint64_t n = 0;
+      cmr::make<Blob>(g);
+      started.fetch_add(1);
+      std::uint64_t n = 1;
       while (!stop.load(std::memory_order_relaxed)) {
         cmr::make<Blob>(g);
         ++n;
       }
       made += n;
     });
+  while (started.load() < 4) std::this_thread::sleep_for(1ms);
+  // 2 s at least, and until the collector fell behind once (at most 60 s): a loaded
+  // machine may give the allocating threads too little time to outrun it sooner.
+  const std::uint64_t paced_before = cmr::stats().paced_waits;
   std::uint64_t peak = 0;
-  const auto end = std::chrono::steady_clock::now() + 2s;
-  while (std::chrono::steady_clock::now() < end) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = start + 2s;
+  while (std::chrono::steady_clock::now() < end ||
+         (cmr::stats().paced_waits == paced_before && std::chrono::steady_clock::now() < start + 60s)) {
     peak = std::max<std::uint64_t>(peak, cmr::stats().live_bytes);
     std::this_thread::sleep_for(2ms);
   }

@@ -255,7 +255,9 @@ void record(const char* message) {
 
 TEST_F(Signals, AThreadBlockingTheSignalPastTheTimeoutIsNamedAndLaterCyclesSucceed) {
   EXPECT_EXIT(exit_expecting_success([] {
-                cmr::init({.handshake_timeout = 100ms, .diagnostics = &record});
+                // 2 s: long enough that no cycle after the unblock times out on a loaded
+                // machine; the one expected abort costs that much.
+                cmr::init({.handshake_timeout = 2000ms, .diagnostics = &record});
                 std::atomic<pid_t> tid{0};
                 std::atomic<bool> blocked{false}, unblock{false}, unblocked{false};
                 std::thread blocker([&] {

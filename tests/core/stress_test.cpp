@@ -223,7 +223,12 @@ TEST(Stress, ChurningAStackWhileCyclesRunNeverFreesAReachableNode) {
       pops += my_pops;
       walked += my_walked;
     });
-  std::this_thread::sleep_for(duration);
+  // The duration at least, and at least 10 cycles and 1000 freed objects during the churn,
+  // however the machine schedules the workers (the watchdog bounds the wait).
+  const auto churn_until = Clock::now() + duration;
+  while (Clock::now() < churn_until || cmr::stats().cycles < before.cycles + 10 ||
+         cmr::stats().objects_freed < before.objects_freed + 1000)
+    std::this_thread::sleep_for(1ms);
   stop = true;
   for (auto& w : workers) w.join();
   collector.stop();
@@ -470,21 +475,24 @@ TEST(Stress, AnObjectMovedBetweenTwoRootsIsNeverFreed) {
     auto rest = [] {
       for (int i = 0; i < 400; ++i) std::atomic_signal_fence(std::memory_order_seq_cst);
     };
-    std::uint64_t n = 0;
     while (!stop.load(std::memory_order_relaxed) && !broken.load(std::memory_order_relaxed)) {
       move(a, b);
       rest();
       if (broken.load(std::memory_order_relaxed)) break;
       move(b, a);
       rest();
-      ++n;
+      moves.fetch_add(1, std::memory_order_relaxed);
     }
-    moves = n;
   });
+  while (moves.load() == 0 && !broken.load()) std::this_thread::yield();  // the mover runs
   const cmr::Stats before = cmr::stats();
+  const std::uint64_t moves_before = moves.load();
   const auto deadline = Clock::now() + duration;
   int failed = 0;
-  while (Clock::now() < deadline && !broken.load()) {
+  // The duration at least, and at least 10 cycles and 1000 moves among them.
+  while ((Clock::now() < deadline || cmr::stats().cycles < before.cycles + 10 ||
+          moves.load() < moves_before + 1000) &&
+         !broken.load()) {
     if (!cmr::collect()) ++failed;
   }
   stop = true;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <barrier>
 #include <cstddef>
 #include <cstdint>
@@ -100,6 +101,14 @@ class CollectorLoop {
   }
   std::uint64_t max_live_objects() const { return max_live_.load(); }
   std::uint64_t cycles() const { return cycles_.load(); }
+  // Waits until a cycle completes after this call (at most 30 s): a worker that calls it
+  // every N operations has cycles overlap its work however the machine schedules threads.
+  void await_next_cycle() const {
+    const std::uint64_t seen = cycles_.load();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (cycles_.load() == seen && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 
  private:
   void run() {

@@ -39,6 +39,7 @@ TEST(HashSet, KeepsEachThreadsOwnKeysExactWhileOthersShareItsLists) {
       std::uniform_int_distribution<int> op(0, 2);
       std::set<int>& model = models[t];
       for (int i = 0; i < kOperations; ++i) {
+        if (i % 20000 == 0) collector.await_next_cycle();  // cycles overlap the operations
         const int k = slot(rng) * kThreads + t;
         bool ok;
         switch (op(rng)) {
@@ -57,7 +58,7 @@ TEST(HashSet, KeepsEachThreadsOwnKeysExactWhileOthersShareItsLists) {
   int wrong = 0;
   for (int k = 0; k < kKeys; ++k) wrong += s.contains(k) != (models[k % kThreads].count(k) == 1);
   EXPECT_EQ(wrong, 0);
-  EXPECT_GT(collector.cycles(), 0u);
+  EXPECT_GE(collector.cycles(), 5u);
 }
 
 TEST(HashSet, AgreesWithTheNetCountOfSuccessfulInsertsAndErases) {
