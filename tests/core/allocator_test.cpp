@@ -132,12 +132,21 @@ TEST(Heap, FreedSlotsComeBackToTheThreadThatAllocates) {
   ASSERT_EQ(first.size(), static_cast<std::size_t>(kObjects));
   ASSERT_TRUE(cmr::collect());
   const std::uint32_t carved = cmr::detail::blocks::carved();
-  int reused = 0;
+  // Each object of the second round is garbage once the next replaces it in the guard, and
+  // background cycles may free and hand back some of those during the round (more of them
+  // on a loaded machine): a slot seen earlier in this round is reused too. What must stay
+  // rare is a slot that is neither.
+  int fresh = 0;
   {
+    std::set<const void*> second;
     cmr::Guard<Blob<48>> g;
-    for (int i = 0; i < kObjects; ++i) reused += first.count(cmr::make<Blob<48>>(g)) != 0 ? 1 : 0;
+    for (int i = 0; i < kObjects; ++i) {
+      const void* p = cmr::make<Blob<48>>(g);
+      if (first.count(p) == 0 && !second.insert(p).second) continue;  // reused from this round
+      if (first.count(p) == 0) ++fresh;
+    }
   }
-  EXPECT_GE(reused, kObjects * 9 / 10) << "freed slots were not reused";
+  EXPECT_LE(fresh, kObjects / 10) << "freed slots were not reused";
   EXPECT_EQ(cmr::detail::blocks::carved(), carved) << "the second round carved new blocks";
   ASSERT_TRUE(cmr::collect());
 }
