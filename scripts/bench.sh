@@ -13,13 +13,14 @@
 # 4. out/results.csv: all rows, with an allocator column;
 # 5. pause vs resident memory: 0/256/1024/4096 MiB of program memory, 8 threads, snapshot
 #    isolation on and off, and with a scanner child forced every cycle; then 64/256/1024 MiB
-#    of live tracked objects (the part the child always needs) -> out/pause.csv,
-#    out/pause_vs_rss.png;
+#    of live tracked objects (the part the child always needs); then 4096 MiB of each kind
+#    of private memory (harness/program_memory.hpp), made before and after init, with a
+#    child every cycle -> out/pause.csv (columns kind, made), out/pause_vs_rss.png;
 # 6. out/results.md: everything above as tables of ratios against cmr.
 #
 # Environment: SECONDS_PER_RUN (default 1), STALL_SECONDS (default 3), IMPLS (default all),
 # THREADS (override the thread list, e.g. 1,2,8), ALLOCATORS, PAUSE_MIB, PAUSE_CYCLES,
-# PAUSE_LIVE_MIB, SKIP_PAUSE=1, BUILD_DIR, OUT_DIR, SKIP_APT=1 (never install), CMAKE_ARGS (extra
+# PAUSE_LIVE_MIB, PAUSE_KINDS (default all eleven), PAUSE_KIND_MIB, SKIP_PAUSE=1, BUILD_DIR, OUT_DIR, SKIP_APT=1 (never install), CMAKE_ARGS (extra
 # configure flags, e.g. -DCMR_STATIC_RUNTIME=ON).
 set -euo pipefail
 
