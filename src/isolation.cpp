@@ -21,7 +21,9 @@
 // when something is unknown, and no more often than kRefreshCostFactor times its last
 // cost; unknown mappings are left alone meanwhile (copied, nothing is lost).
 // The marks exist only while the collector holds the registry lock, which the program's
-// fork() takes in its atfork handler, so a program fork never sees them.
+// fork() takes in its atfork handler, so a program fork never sees them; a mark that
+// failed (a mapping unmapped since the listing) is undone at once, since the kernel marks
+// the rest of the range all the same.
 // Limit: a program that marks a whole mapping DONTFORK (or DOFORK) without changing its
 // bounds, after cmr read its flags, is seen with the old flag until the next read (at the
 // latest kPeriodicRefreshNs later); see docs/decisions.md.
