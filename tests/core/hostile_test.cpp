@@ -783,7 +783,11 @@ TEST(Hostile, KillingTheProgramKillsItsScanner) {
   // until scan_timeout, which nobody is left to enforce.
   const auto ended = wait_for_exit(scanner, 5s);
   ASSERT_TRUE(ended) << "the scanner outlived its program by 5 s:" << describe_processes({scanner});
-  EXPECT_TRUE(WIFSIGNALED(*ended) && WTERMSIG(*ended) == SIGKILL)
+  // Killed by the parent-death signal, or, when the program died before the child had
+  // asked for that signal (a loaded machine may schedule it that late), ended by its own
+  // check of its parent right after asking (exit status 4, src/snapshot.cpp).
+  EXPECT_TRUE((WIFSIGNALED(*ended) && WTERMSIG(*ended) == SIGKILL) ||
+              (WIFEXITED(*ended) && WEXITSTATUS(*ended) == 4))
       << "the scanner " << describe_status(*ended);
 }
 
