@@ -649,9 +649,7 @@ Collector::Outcome Collector::finish(const std::int64_t, std::uint64_t allocated
   last_mark_ns_ = answer->scan_ns;
   last_reachable_ = answer->reachable;
 
-  const Reclaimed freed = reclaim(answer->entries(), answer->count);
-  objects_freed_.fetch_add(freed.objects, std::memory_order_relaxed);
-  bytes_freed_.fetch_add(freed.bytes, std::memory_order_relaxed);
+  reclaim(answer->entries(), answer->count, FreedCounters{objects_freed_, bytes_freed_});
   survivor_bytes_ = answer->reachable_bytes;
 
   // relaxed: counters; see heap.cpp.

@@ -110,8 +110,13 @@ void poison_garbage(std::uint32_t b, const blocks::FreedWord* words, std::size_t
 
 }  // namespace
 
-Reclaimed reclaim(const GarbageWord* entries, std::size_t count) noexcept {
-  Reclaimed out;
+void reclaim(const GarbageWord* entries, std::size_t count, FreedCounters freed) noexcept {
+  // relaxed: statistics, counted before the release below publishes the slots (its
+  // release ordering carries the counts to a thread that then reuses them).
+  auto count_freed = [&](std::uint64_t objects, std::uint64_t bytes) {
+    freed.objects.fetch_add(objects, std::memory_order_relaxed);
+    freed.bytes.fetch_add(bytes, std::memory_order_relaxed);
+  };
   blocks::FreedWord words[kBitmapWords];
   for (std::size_t i = 0; i < count;) {
     const std::uint32_t b = entries[i].block;
@@ -134,26 +139,24 @@ Reclaimed reclaim(const GarbageWord* entries, std::size_t count) noexcept {
         announce_block(b);  // a fork's child releases the span without destroying again
         m.large.type->destroy(blocks::block_base(b), m.large.count);
       }
-      out.objects += 1;
-      out.bytes += std::size_t{m.span} * kBlockBytes;
+      count_freed(1, std::size_t{m.span} * kBlockBytes);
       blocks::release_large(b, &g_in_flight.block);
     } else if (state == kBlockSmall) {
       const bool whole = entries[i].word == kWholeBlock;
       const std::size_t size = kClassBytes[m.cls];
       std::size_t n = 0;
+      std::uint64_t objects = 0;
       if (!whole) {
         for (std::size_t k = i; k < j && n < kBitmapWords; ++k) {
           words[n++] = blocks::FreedWord{entries[k].word, entries[k].bits};
-          const auto freed = static_cast<std::uint64_t>(popcount64(entries[k].bits));
-          out.objects += freed;
-          out.bytes += freed * size;
+          objects += static_cast<std::uint64_t>(popcount64(entries[k].bits));
         }
       } else {
-        out.objects += slots_of(m.cls);
-        out.bytes += slots_of(m.cls) * size;
+        objects = slots_of(m.cls);
       }
       if (m.typed) destroy_announced(b, words, n, whole);
       poison_garbage(b, words, n, whole);
+      count_freed(objects, objects * size);
       if (whole) blocks::release_block(b, &g_in_flight.block);
       else blocks::release_slots(b, words, n, &g_in_flight.block);
     } else {
@@ -163,7 +166,6 @@ Reclaimed reclaim(const GarbageWord* entries, std::size_t count) noexcept {
     }
     i = j;
   }
-  return out;
 }
 
 void finish_in_flight_after_fork() noexcept {

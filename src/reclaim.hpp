@@ -10,15 +10,18 @@
 
 namespace cmr::detail {
 
-struct Reclaimed {
-  std::uint64_t objects = 0;
-  std::uint64_t bytes = 0;  // slot bytes (a large object's whole span)
+// Freed-object counters (stats().objects_freed, bytes_freed), owned by the collector.
+struct FreedCounters {
+  std::atomic<std::uint64_t>& objects;
+  std::atomic<std::uint64_t>& bytes;  // slot bytes (a large object's whole span)
 };
 
 // Destroys the garbage that needs it and makes every listed slot reusable. `entries` are
-// a complete answer's, in ascending (block, word) order. Runs on the collector's thread,
+// a complete answer's, in ascending (block, word) order. Each block's objects are added
+// to `freed` before its slots are handed back, so that stats() never counts a slot twice
+// (freed later than its reuse was counted as allocated). Runs on the collector's thread,
 // never while threads are held.
-Reclaimed reclaim(const GarbageWord* entries, std::size_t count) noexcept;
+void reclaim(const GarbageWord* entries, std::size_t count, FreedCounters freed) noexcept;
 
 // The block whose garbage the collector is destroying, announced for a program fork() in
 // the middle of it (written by the collector only).

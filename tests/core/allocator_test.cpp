@@ -351,4 +351,28 @@ TEST(Heap, ASlotGivenBackByAThrowingConstructorIsReusedAtOnce) {
   EXPECT_EQ(audit_heap(), "");
 }
 
+// stats().live_objects is what was allocated less what was freed. A block's slots are
+// handed back during reclaim, and a thread may reuse them at once: were their objects
+// counted as freed only after the whole reclaim, that reuse would be counted twice (a
+// bounded-memory test saw twice the garbage it had). So each block is counted before it
+// is handed back: by the last destructor, every other block of this garbage is counted.
+std::atomic<std::uint64_t> g_live_at_destructor{0};
+void note_live() { g_live_at_destructor = cmr::stats().live_objects; }
+
+TEST(Heap, FreedObjectsAreCountedBeforeTheirSlotsAreHandedBack) {
+  ASSERT_TRUE(cmr::collect());
+  const std::uint64_t baseline = cmr::stats().live_objects;
+  constexpr int kGarbage = 3 * 2048;  // typed 32-byte slots: more than two blocks' worth
+  {
+    std::vector<cmr::Guard<Counted>> guards(kGarbage);
+    for (auto& g : guards) cmr::make<Counted>(g);
+  }
+  cmr::detail::g_test_hooks.collector_destroyed_one = &note_live;
+  ASSERT_TRUE(cmr::collect());
+  cmr::detail::g_test_hooks.collector_destroyed_one = nullptr;
+  EXPECT_LE(g_live_at_destructor.load(), baseline + kGarbage - 2048)
+      << "blocks already handed back were not counted as freed";
+  EXPECT_EQ(cmr::stats().live_objects, baseline);
+}
+
 }  // namespace
