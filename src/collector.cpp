@@ -667,10 +667,7 @@ Collector::Outcome Collector::finish(const std::int64_t, std::uint64_t allocated
 
 void Collector::carry_over(const Collector& e) noexcept {
   // relaxed: statistics; `e` has no thread left that could change them.
-  auto copy = [](std::atomic<std::uint64_t>& to, const std::atomic<std::uint64_t>& from) {
-    to.store(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  };
-  auto copy_ns = [](std::atomic<std::int64_t>& to, const std::atomic<std::int64_t>& from) {
+  auto copy = [](auto& to, const auto& from) {
     to.store(from.load(std::memory_order_relaxed), std::memory_order_relaxed);
   };
   copy(cycles_, e.cycles_);
@@ -683,9 +680,9 @@ void Collector::carry_over(const Collector& e) noexcept {
   copy(bytes_freed_, e.bytes_freed_);
   copy(marked_in_pause_, e.marked_in_pause_);
   copy(over_budget_, e.over_budget_);
-  copy_ns(max_pause_, e.max_pause_);
-  copy_ns(total_pause_, e.total_pause_);
-  copy_ns(max_scan_, e.max_scan_);
+  copy(max_pause_, e.max_pause_);
+  copy(total_pause_, e.total_pause_);
+  copy(max_scan_, e.max_scan_);
   survivor_bytes_ = e.survivor_bytes_;
   last_mark_ns_ = e.last_mark_ns_;
   last_reachable_ = e.last_reachable_;

@@ -61,13 +61,14 @@ bool may_wait() {
 
 void pace() {
   RuntimeState& s = rt();
-  if (!s.options.background || !may_wait()) return;
+  if (!s.options.background) return;
   // acquire: pairs with the release increment after a cycle.
   const std::uint32_t seq = s.cycle_seq.load(std::memory_order_acquire);
   // relaxed: counters compared with a threshold, as in flush_allocation_count().
   if (s.allocated_since_cycle.load(std::memory_order_relaxed) <
       kPaceFactor * s.trigger_threshold.load(std::memory_order_relaxed))
     return;
+  if (!may_wait()) return;  // last: it asks the kernel for this thread's signal mask
   s.paced_waits.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
   s.collector->request_automatic_cycle();
   wait_for_cycle(seq, sys::now_ns() + kPaceWaitNs);

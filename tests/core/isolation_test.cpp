@@ -375,16 +375,7 @@ std::string case_name(const ::testing::TestParamInfo<KindCase>& info) {
 constexpr std::size_t kKindBytes = std::size_t{1} << 30;  // 1 GiB of each kind
 constexpr std::size_t kKindTouch = std::size_t{64} << 20;  // of which 64 MiB written
 
-#define KIND_CHECK(cond, ...)                   \
-  do {                                          \
-    if (!(cond)) {                              \
-      std::fprintf(stderr, "FAILED %s: ", #cond); \
-      std::fprintf(stderr, __VA_ARGS__);        \
-      std::fprintf(stderr, "\n");               \
-      std::fflush(stderr);                      \
-      _exit(10 + __LINE__ % 80);                \
-    }                                           \
-  } while (0)
+#define KIND_CHECK(cond, ...) CMR_STATEMENT_CHECK(cond, __VA_ARGS__)
 
 void keeps_kind_out_of_the_child(KindCase c) {
   const std::size_t flag_bytes = std::size_t{1} << 20;

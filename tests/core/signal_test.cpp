@@ -47,16 +47,7 @@ struct Blob {
   long words[2] = {};
 };
 
-#define SIG_CHECK(cond, ...)                        \
-  do {                                              \
-    if (!(cond)) {                                  \
-      std::fprintf(stderr, "FAILED %s: ", #cond);   \
-      std::fprintf(stderr, __VA_ARGS__);            \
-      std::fprintf(stderr, "\n");                   \
-      std::fflush(stderr);                          \
-      _exit(10 + __LINE__ % 80);                    \
-    }                                               \
-  } while (0)
+#define SIG_CHECK(cond, ...) CMR_STATEMENT_CHECK(cond, __VA_ARGS__)
 
 // A registered thread that churns a Treiber stack until `stop`, counting its operations.
 void churn(cmr::ds::TreiberStack<long>& stack, const std::atomic<bool>& stop, std::atomic<long>& ops) {

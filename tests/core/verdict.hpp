@@ -56,6 +56,19 @@ template <class F>
   _exit(0);
 }
 
+// Inside a statement: ends the process, naming the failed condition and why, with a
+// status that says which line (10 and up, so apart from the codes above).
+#define CMR_STATEMENT_CHECK(cond, ...)            \
+  do {                                            \
+    if (!(cond)) {                                \
+      std::fprintf(stderr, "FAILED %s: ", #cond); \
+      std::fprintf(stderr, __VA_ARGS__);          \
+      std::fprintf(stderr, "\n");                 \
+      std::fflush(stderr);                        \
+      _exit(10 + __LINE__ % 80);                  \
+    }                                             \
+  } while (0)
+
 // Fixture: every statement runs in a re-executed copy of the test binary.
 class InFreshProcess : public ::testing::Test {
  protected:
