@@ -660,6 +660,7 @@ Collector::Outcome Collector::finish(const std::int64_t, std::uint64_t allocated
   s.trigger_threshold.store(std::max<std::uint64_t>(options_.trigger_bytes, by_ratio),
                             std::memory_order_relaxed);
   // Pooled blocks still unused since the last trim give their pages back to the kernel.
+  // relaxed: a statistic, written by the collector only.
   if (cycles_.fetch_add(1, std::memory_order_relaxed) % kTrimEvery == kTrimEvery - 1)
     blocks::trim_pool();
   return Outcome::kCompleted;

@@ -141,6 +141,7 @@ void rebuild_after_fork() {
       if (r == survivor) continue;
       // Its thread does not exist here: its guards are gone, its blocks are handed on.
       blocks::thread_exit(r);
+      // relaxed: the child's only thread; its owner's last writes came with the fork.
       s.dead_allocated_objects += r->allocated_objects.load(std::memory_order_relaxed);
       s.dead_allocated_bytes += r->allocated_bytes.load(std::memory_order_relaxed);
       destroy_record(r);
@@ -165,6 +166,7 @@ void rebuild_after_fork() {
   // relaxed: read by must_rebuild(); the collector pointer is published by init_mutex to
   // the threads that rebuild, and this thread is the only other one.
   s.needs_rebuild.store(false, std::memory_order_relaxed);
+  // relaxed: shutdown() in this process would have run on this thread (the only one).
   if (s.options.background && !g_shut_down.load(std::memory_order_relaxed)) fresh->start();
 }
 
