@@ -11,7 +11,7 @@
 // not per operation). The scanner reads a Root's value as of the snapshot. Writing a Root
 // (store, exchange, compare_exchange) registers the calling thread, so that every thread
 // that can change a Root is held by the handshake while the collector reads the Roots one
-// by one (DESIGN invariant 3): a thread that moves an object from one Root to another is
+// by one (invariant 3 of docs/design.md): a thread that moves an object from one Root to another is
 // never seen half-way. A thread that never registers may read Roots, create and destroy
 // them, and use Atomics in ordinary memory; it must not dereference tracked objects (that
 // needs a Guard, which registers it). Write a Root through the Root itself: a write through
@@ -67,7 +67,7 @@ class Atomic {
 };
 
 namespace detail {
-// An entry of the runtime's intrusive root list (src/registry.cpp). Linked and unlinked
+// An entry of the runtime's intrusive root list (src/threads/registry.cpp). Linked and unlinked
 // under the registry lock, which the collector holds for the whole pause, so the list is
 // never seen half-updated.
 struct RootNode {

@@ -1,10 +1,12 @@
 // cmr/guard.hpp: Guard<T>, the one way a thread keeps a tracked object alive while it
 // uses it.
 //
+// Claims invariant 1 of docs/design.md (protect validates).
+//
 // A guard owns one root slot of the calling thread. Publishing a pointer in it is a plain
 // store with no memory fence: the collector reads slots only while every thread is paused
 // in the handshake handler, and entering the handler orders this thread's earlier stores
-// before the collector's reads (see src/handshake.cpp). That is the whole cost advantage
+// before the collector's reads (see src/threads/handshake.cpp). That is the whole cost advantage
 // over hazard pointers, which need a full fence per protect.
 //
 // Memory ordering: protect() loads the source, publishes, then re-loads it with the
@@ -63,8 +65,8 @@ class Guard {
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
 
-  // Loads `src`, publishes the value and re-loads until both loads agree (DESIGN
-  // invariant 1): the returned pointer (tag bits included) is then protected. A thread
+  // Loads `src`, publishes the value and re-loads until both loads agree (invariant 1
+  // of docs/design.md): the returned pointer (tag bits included) is then protected. A thread
   // paused between the load and the publish re-reads after the pause, so it never uses a
   // pointer that a snapshot without its guard found unreachable.
   T* protect(const Atomic<T>& src, std::memory_order order = std::memory_order_seq_cst) {

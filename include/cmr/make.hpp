@@ -1,7 +1,7 @@
 // cmr/make.hpp: creating tracked objects.
 //
 // make<T>(guard, args...) constructs a T in the tracked heap and returns it protected by
-// `guard`. The order is the point (DESIGN invariant 2): the zeroed slot is published in
+// `guard`. The order is the point (invariant 2 of docs/design.md, claimed here): the zeroed slot is published in
 // the guard, then committed as a collection candidate, and only then constructed. A
 // handshake that lands anywhere in between sees a slot that is either not yet a
 // candidate or already guarded; from the moment it is a candidate its words are scanned,

@@ -25,10 +25,10 @@
 #include <thread>
 #include <vector>
 
-#include "blocks.hpp"
+#include "heap/blocks.hpp"
 #include "cmr/detail/heap_layout.hpp"
 #include "cmr/detail/hooks.hpp"
-#include "state.hpp"
+#include "threads/registry.hpp"
 
 namespace {
 
@@ -193,8 +193,8 @@ TEST(Heap, AnEmptiedOrphanBlockIsNeverAdoptedAsTheKindItWasBefore) {
 
 // The heap's lists, checked with no thread allocating: every block in exactly one place.
 std::string audit_heap() {
-  auto& s = cmr::detail::rt();
-  std::lock_guard lock(s.registry_mutex);
+  auto& s = cmr::detail::registry();
+  std::lock_guard lock(s.mutex);
   return cmr::detail::blocks::audit(s.records.data(), s.records.size());
 }
 

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "cmr/detail/heap_layout.hpp"
-#include "scanner.hpp"
+#include "snapshot/scanner.hpp"
 
 namespace {
 
@@ -422,7 +422,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   plan.root_count = root_array.size();
   plan.result = result;
   plan.capacity = capacity;
-  plan.epoch = 0x5eed;
+  plan.cycle = 0x5eed;
 
   const bool ok = cmr::detail::scan(plan);
   const bool fits = expected.size() <= capacity;

@@ -20,10 +20,17 @@
 // the heap as of the cut, where that slot's candidate bit was 0 (either free, or freed and
 // not yet folded); the collector frees only bits the child reported.
 //
-// Signal safety (DESIGN invariant 4): the scanner child reads the table as of the cut, at
+// Signal safety (invariant 4 of docs/design.md, claimed by src/threads/handshake.cpp): the scanner child reads the table as of the cut, at
 // any instruction of any thread, so every write keeps it readable: a block's class is set
 // before its state says it is in use, bitmaps of a block in the pool are all zero, and a
 // fold clears `alloc` before `freed`.
+//
+// Large objects and invariant 7 of docs/design.md (conservative, claimed by
+// src/snapshot/scanner.cpp): a word anywhere inside a large object keeps it alive because
+// every block of its span says so: the head block's state is kBlockLarge with the span
+// length and the object's byte count, and each later block's state is kBlockLargeTail with
+// its distance to the head. The scanner maps a deep interior pointer to the head through
+// that distance; a span block without it would let such an object be freed.
 #pragma once
 
 #include <atomic>
@@ -122,9 +129,9 @@ struct alignas(64) BlockMeta {
   // cleared by the owner's fold after it zeroed alloc. While set, no slot is a candidate.
   std::atomic<std::uint8_t> freed_all{0};
   // Under the heap lock, for pooled blocks: its pages went back to the kernel (it reads as
-  // zeros), or the trim epoch in which it was pooled.
+  // zeros), or the trim round in which it was pooled.
   std::uint8_t decommitted = 0;
-  std::uint32_t pooled_epoch = 0;
+  std::uint32_t pooled_round = 0;
   // ---- the bitmaps, each on lines of its own (different writers) ----
   alignas(64) std::atomic<std::uint64_t> alloc[kBitmapWords];
   alignas(64) std::atomic<std::uint64_t> freed[kBitmapWords];
@@ -165,11 +172,11 @@ inline constexpr unsigned cursor_index(unsigned cls, bool typed) noexcept {
 }
 inline constexpr unsigned kCursors = kClasses * 2;
 
-// Makes the slot a candidate (DESIGN invariant 2: the caller has published it in a guard).
+// Makes the slot a candidate (invariant 2 of docs/design.md: the caller has published it in a guard).
 inline void commit(const Slot& s) noexcept {
   // relaxed: only the owner writes its blocks' alloc words (a large span's word is written
   // once here and once by the collector when it is freed); the handshake ack (a release
-  // store, src/handshake.cpp (4)) publishes the write before any snapshot that could see it.
+  // store, src/threads/handshake.cpp (4)) publishes the write before any snapshot that could see it.
   s.word->store(s.word->load(std::memory_order_relaxed) | s.bit, std::memory_order_relaxed);
 }
 

@@ -23,9 +23,9 @@ struct TestHooks {
   // The collector, after the threads were released and before the child's answer is used.
   void (*collector_released)() = nullptr;
   // A thread refilling its cursor took a block off its returned queue and is about to fold
-  // its freed bits (src/blocks.cpp).
+  // its freed bits (src/heap/blocks.cpp).
   void (*heap_dequeued)() = nullptr;
-  // The collector ran one garbage object's destructor (src/reclaim.cpp), outside any lock.
+  // The collector ran one garbage object's destructor (src/cycle/reclaim.cpp), outside any lock.
   void (*collector_destroyed_one)() = nullptr;
 };
 extern TestHooks g_test_hooks;

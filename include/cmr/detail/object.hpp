@@ -34,7 +34,7 @@ inline constexpr TypeInfo type_info_v{
 struct Slot;
 struct ThreadRecord;
 
-// The slow paths of allocation (src/heap.cpp): registration, shutdown, heap_limit,
+// The slow paths of allocation (src/heap/allocate.cpp): registration, shutdown, heap_limit,
 // large objects, arrays, and a cursor that ran out of slots. They return a slot whose
 // memory is zeroed (and, for a typed slot, whose TypeHeader is written), not yet a
 // candidate: the caller publishes it in a guard, then commit()s it.

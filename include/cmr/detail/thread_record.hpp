@@ -3,10 +3,10 @@
 // Each registered thread owns one ThreadRecord. The guard and make fast paths write only
 // their own record and their own blocks' alloc words, with no fence and no
 // read-modify-write: the collector reads them only while the thread is paused in the
-// handshake handler, and the handler's release store of `acked_epoch` (src/handshake.cpp)
+// handshake handler, and the handler's release store of `acked_round` (src/threads/handshake.cpp)
 // is what makes these plain writes visible to it.
 //
-// Signal safety (DESIGN invariant 4): the handler may interrupt any instruction below, so
+// Signal safety (invariant 4 of docs/design.md, claimed by src/threads/handshake.cpp): the handler may interrupt any instruction below, so
 // every structure is kept readable at every point, the SignalVec way: write the element,
 // std::atomic_signal_fence, then publish it (a length, a list head). A compiler fence is
 // enough because the reader runs only after this thread entered the handler.
@@ -50,20 +50,26 @@ struct ThreadRecord {
   std::uint64_t heap_limit = 0;
   Cursor cursors[kCursors];
 
-  // ---- the thread's blocks (src/blocks.cpp) ----
+  // ---- the thread's blocks (src/heap/blocks.hpp) ----
   std::uint32_t owned_head = kNoBlock;      // every block this thread owns
   std::uint32_t avail_head[kCursors];       // owned blocks with free slots, per cursor
   // Blocks the collector freed slots in, pushed by the collector, taken by the owner.
   std::atomic<std::uint32_t> returned_head{kNoBlock};
 
-  // ---- handshake (src/handshake.cpp) ----
-  alignas(64) std::atomic<std::uint32_t> acked_epoch{0};
+  // ---- handshake (src/threads/handshake.cpp) ----
+  alignas(64) std::atomic<std::uint32_t> acked_round{0};
   int tid = 0;
 
-  // ---- collector-owned, under the registry lock ----
-  bool alive = true;        // false once the thread unregistered
-  bool gone = false;        // tgkill reported the thread no longer exists
-  bool detached = false;    // inside exec(): never signalled (src/exec_guard.cpp)
+  // ---- under the registry lock ----
+  // Where the thread stands. Registered and in-exec threads are threads of the process;
+  // exited and vanished records are dropped by the collector before its next pause.
+  enum class Presence : std::uint8_t {
+    kRegistered,  // held by every handshake
+    kInExec,      // inside exec(): never signalled (src/threads/exec_guard.cpp)
+    kExited,      // unregistered itself
+    kVanished,    // tgkill found no such thread: it ended without unregistering
+  };
+  Presence presence = Presence::kRegistered;
 
   ThreadRecord() {
     for (auto& h : avail_head) h = kNoBlock;
@@ -71,7 +77,7 @@ struct ThreadRecord {
 };
 
 // The calling thread's record, or null before registration. __thread with initial-exec:
-// reading it never allocates, which is what lets the signal handler read it (DESIGN pitfall:
+// reading it never allocates, which is what lets the signal handler read it (docs/design.md, pitfalls:
 // dynamic TLS may call malloc on first access).
 extern __thread ThreadRecord* tls_record __attribute__((tls_model("initial-exec")));
 
@@ -79,7 +85,7 @@ extern __thread ThreadRecord* tls_record __attribute__((tls_model("initial-exec"
 // guards with a clear error. Never written on a hot path, so the line stays shared-clean.
 extern std::atomic<bool> g_shut_down;
 
-// Slow paths (src/registry.cpp).
+// Slow paths (src/threads/registry.cpp).
 std::atomic<void*>* acquire_slot_slow();
 // acquire_slot() for noexcept callers (Guard::set on a moved-from guard): a failure ends
 // the process with a message instead of throwing.
