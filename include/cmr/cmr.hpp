@@ -6,8 +6,8 @@
 // conservatively: interior and low-bit tagged pointers count).
 //
 // Why: no retire(), no epochs to advance, no hazard-pointer fence per read. A collector
-// pauses the threads briefly (a signal handshake plus process creation), and a forked
-// child computes reachability off the critical path; a background thread frees.
+// pauses the threads briefly (a signal handshake); a small live heap is marked right there,
+// a larger one by a copy-on-write child off the critical path; a background thread frees.
 //
 // The one rule: a tracked object is alive only while a root reaches it. A pointer kept only
 // in ordinary memory (a std::vector, a local variable without a guard) does not keep it

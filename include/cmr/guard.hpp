@@ -1,7 +1,9 @@
 // cmr/guard.hpp: Guard<T>, the one way a thread keeps a tracked object alive while it
 // uses it.
 //
-// Claims invariant 1 of docs/design.md (protect validates).
+// Claims invariant 1 of docs/design.md.
+//
+// Invariant 1 (protect validates).
 //
 // A guard owns one root slot of the calling thread. Publishing a pointer in it is a plain
 // store with no memory fence: the collector reads slots only while every thread is paused

@@ -1,7 +1,9 @@
 // cmr/make.hpp: creating tracked objects.
 //
+// Claims invariants 2 and 27 of docs/design.md.
+//
 // make<T>(guard, args...) constructs a T in the tracked heap and returns it protected by
-// `guard`. The order is the point (invariant 2 of docs/design.md, claimed here): the zeroed slot is published in
+// `guard`. The order is the point (invariant 2 of docs/design.md): the zeroed slot is published in
 // the guard, then committed as a collection candidate, and only then constructed. A
 // handshake that lands anywhere in between sees a slot that is either not yet a
 // candidate or already guarded; from the moment it is a candidate its words are scanned,

@@ -15,7 +15,7 @@
 namespace cmr {
 
 // Thrown for misuse (bad options, a second init with other options, use after shutdown,
-// a signal the program already handles) and for allocation failure in make().
+// a signal the program already handles). make() reports a full heap with std::bad_alloc.
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -48,8 +48,8 @@ struct Options {
   // Run the collector thread. When false, cycles run only inside collect(), on the caller.
   bool background = true;
   DiagnosticSink diagnostics = &stderr_sink;
-  // Virtual address space reserved for the tracked heap when it is region-backed
-  // (CMR_ALLOCATOR=jemalloc or mimalloc). Costs no memory until used; allocation fails
+  // Virtual address space reserved for the tracked heap (whatever CMR_ALLOCATOR, which is
+  // the program's malloc). Costs no memory until used; allocation fails
   // (make() throws std::bad_alloc) once the tracked heap outgrows it.
   std::size_t heap_reserve = std::size_t{64} << 30;
   // Upper bound on the live tracked heap in bytes (0: none). An allocation that would pass
@@ -109,15 +109,15 @@ struct Stats {
   std::uint64_t last_candidates = 0;  // tracked objects examined by the last cycle
   std::uint64_t last_roots = 0;       // non-null guard slots and Roots copied by the last cycle
   std::uint64_t last_words_scanned = 0;
-  std::chrono::nanoseconds last_pause{0};  // threads held: handshake + process creation
+  std::chrono::nanoseconds last_pause{0};  // threads held: handshake + in-pause mark or clone
   std::chrono::nanoseconds last_handshake{0};  // part of last_pause: until all were held
   std::chrono::nanoseconds max_pause{0};
   std::chrono::nanoseconds total_pause{0};
-  std::chrono::nanoseconds last_scan{0};   // the child's time
+  std::chrono::nanoseconds last_scan{0};   // the last mark, in the pause or in the child
   std::chrono::nanoseconds max_scan{0};
   const char* allocator = "";         // the program's malloc (CMR_ALLOCATOR): system, jemalloc, mimalloc
   std::uint64_t dense_scans = 0;      // completed cycles (each looks words up in O(1))
-  bool snapshot_isolated = false;     // isolate_snapshot is in effect (region allocator)
+  bool snapshot_isolated = false;     // isolate_snapshot is in effect (not under ASan)
   std::uint64_t last_isolated_bytes = 0;  // program memory kept out of the last child
   std::uint64_t paced_waits = 0;      // allocations held back because cycles fell behind
   std::uint64_t limit_failures = 0;   // allocations refused at heap_limit

@@ -1,6 +1,8 @@
 // src/cycle/collector.cpp: when cycles run: the background thread, the automatic and
 // explicit requests, and the spacing between pauses. What a cycle does is cycle.cpp.
 //
+// Claims invariant 24 of docs/design.md.
+//
 // Invariants: one cycle at a time (cycle_mutex_, docs/design.md invariant 6); the thread
 // that runs cycles never takes cmr's signal (the collector thread blocks every signal, an
 // inline collect() blocks cmr's while it runs one), so it is never held by its own

@@ -1,5 +1,7 @@
 // src/cycle/cycle.cpp: one collection cycle.
 //
+// Claims invariants 3, 6, 16, 32 and 33 of docs/design.md.
+//
 // A cycle, step by step (each step names the file that does the work):
 //
 //  1. Trigger. Bytes allocated since the last cycle passed the threshold, the timed trigger
@@ -28,10 +30,9 @@
 //
 // Every attempt ends in one Outcome, counted and explained by report().
 //
-// Claims invariants 3 (every registered thread is held from the first root read until the
-// child exists, or the in-pause mark ends) and 6 (one cycle at a time; only a complete
-// answer frees anything; objects allocated after the cut are never garbage of the cycle) of
-// docs/design.md.
+// Invariant 3: every registered thread is held from the first root read until the child
+// exists, or the in-pause mark ends. Invariant 6: one cycle at a time; only a complete
+// answer frees anything; objects allocated after the cut are never garbage of the cycle.
 // Between hold_threads() and release_threads() nothing may call malloc or free (a held
 // thread may own an arena lock), print, or take any lock a held thread might hold (the
 // heap lock included).

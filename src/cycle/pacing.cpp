@@ -1,5 +1,7 @@
 // src/cycle/pacing.cpp: the trigger, pacing and admission (see pacing.hpp).
 //
+// Claims invariants 28 and 29 of docs/design.md.
+//
 // Invariant: a thread waits only when a cycle could hold it and someone else can run it:
 // never on the collector's own thread (it would wait for itself), never with cmr's signal
 // blocked (the cycle could not hold it and would wait for it until the handshake timeout),

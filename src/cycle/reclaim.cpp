@@ -1,6 +1,8 @@
 // src/cycle/reclaim.cpp: the collector's side of a completed cycle: destroy, then release.
 //
-// Claims invariant 8 of docs/design.md (destroyed before reused), and frees each object
+// Claims invariants 8, 14 and 26 of docs/design.md.
+//
+// Invariant 8 (destroyed before reused), and frees each object
 // at most once as invariant 6 (claimed by cycle/cycle.cpp) needs. Only a complete answer from a child that exited
 // normally comes here (cycle/cycle.cpp checks), and each garbage slot is listed once in it.
 // Per block: the objects that need a destructor are destroyed first (a typed slot's

@@ -2,6 +2,8 @@
 // holds the region, the block table and the shared lists (owner.cpp: the owner's side;
 // release.cpp: the collector's; spans.cpp: large objects; audit.cpp: the tests' check).
 //
+// Claims invariants 11 and 15 of docs/design.md.
+//
 // The region is reserved once (MAP_NORESERVE, 2 MiB aligned so that huge pages can back
 // it); 64 KiB blocks are carved from it in address order, and their records live in a
 // table beside it, mapped the same way. A block is, at any time, in exactly one of these

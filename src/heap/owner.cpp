@@ -1,6 +1,8 @@
 // src/heap/owner.cpp: the owner's side of its blocks: the cursor refill, the fold of freed
 // bits, the owner's lists, adoption of orphaned blocks, and a thread's exit.
 //
+// Claims invariants 10, 12 and 13 of docs/design.md.
+//
 // The owner's fast path takes no lock; only taking a block (adopted, pooled or fresh) and
 // giving an empty one back take the heap lock. A block the collector queued again while
 // its owner folded it is never pooled while queued (release_empty). Invariant 8 of

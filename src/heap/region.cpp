@@ -1,5 +1,7 @@
 // src/heap/region.cpp: reserving the tracked heap's address range.
 //
+// Claims invariant 9 of docs/design.md.
+//
 // The range is one private anonymous mapping, readable and writable but MAP_NORESERVE, so
 // it costs neither memory nor commit charge until pages are touched; the heap hands pages
 // back with madvise. Invariant: [base, base + size) holds only memory given out by take()

@@ -1,5 +1,7 @@
 // src/os/sys.cpp: raw system calls (see sys.hpp). No allocation, no locks, errno untouched
 // where callers are signal handlers (they save and restore it themselves).
+//
+// Claims invariant 22 of docs/design.md.
 #include "os/sys.hpp"
 
 #include <linux/futex.h>

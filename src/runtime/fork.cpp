@@ -1,5 +1,7 @@
 // src/runtime/fork.cpp: the program's own fork(), and the rebuild of the runtime in its child.
 //
+// Claims invariant 25 of docs/design.md.
+//
 // Around fork() the registry and heap locks are held, so that the child's copies of the
 // thread list and of the heap's lists are whole, and no pause is in progress (a pause
 // holds the registry lock). The child has one thread, the one that forked: on first use

@@ -1,5 +1,7 @@
 // src/runtime/runtime.cpp: init, shutdown, collect and stats; option validation; diagnostics.
 //
+// Claims invariant 31 of docs/design.md.
+//
 // Initialisation happens once per process, explicitly or on the first use of the API, and
 // a second init() with different options is refused, never applied. The runtime state
 // outlives static destruction (threads may still unregister then). At exit the collector

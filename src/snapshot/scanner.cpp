@@ -1,7 +1,9 @@
 // src/snapshot/scanner.cpp: the mark phase, run in the snapshot child, or on the collector's thread
 // while every thread is held when the live heap is small (mark_in_pause).
 //
-// Claims invariant 7 of docs/design.md (conservative, never eager: a word that points
+// Claims invariant 7 of docs/design.md.
+//
+// Invariant 7 (conservative, never eager: a word that points
 // anywhere into a candidate's slot, tag bits and interior pointers included, or into a
 // large object's bytes, marks it; nothing is judged unreachable on a guess). Keeps what
 // invariant 5 (claimed by snapshot/spawn.cpp) asks of the child: scratch memory comes

@@ -1,6 +1,8 @@
 // src/snapshot/spawn.cpp: the snapshot child's creation, supervision and reaping.
 //
-// Claims invariant 5 of docs/design.md (the child never allocates). The child is made with the raw clone system call, not glibc's
+// Claims invariants 5 and 17 of docs/design.md.
+//
+// Invariant 5 (the child never allocates). The child is made with the raw clone system call, not glibc's
 // fork(): fork() runs atfork handlers that take malloc's arena locks, which a paused thread
 // may hold. The child therefore has a stale thread descriptor and must call nothing that
 // relies on it (no malloc, stdio, raise or pthread_*): it runs only scanner_child_main.

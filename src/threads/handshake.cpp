@@ -1,7 +1,9 @@
 // src/threads/handshake.cpp: the signal handshake that holds every registered thread while the
 // collector copies the roots and creates the snapshot child.
 //
-// Claims invariant 4 of docs/design.md (signal-safe state), and holds the threads as
+// Claims invariant 4 of docs/design.md.
+//
+// Invariant 4 (signal-safe state), and holds the threads as
 // invariant 3 (claimed by cycle/cycle.cpp) needs. The handler is async-signal-safe: it saves and restores
 // errno, reads only the initial-exec TLS record pointer (never allocating TLS) and global
 // atomics, and blocks in futex waits, never spinning (two cores: a spinning handler would
@@ -48,7 +50,7 @@ void on_signal(int) {
   if (r != nullptr && g_released.load(std::memory_order_acquire) != e &&
       r->acked_round.load(std::memory_order_relaxed) != e) {
     // (4) release: pairs with (3). Everything this thread wrote before the interrupted
-    // instruction (guard slots, log entries, slot blocks) is visible to the collector once
+    // instruction (guard slots, alloc bits, slot blocks) is visible to the collector once
     // it sees the ack. This is what lets the fast paths publish without fences.
     r->acked_round.store(e, std::memory_order_release);
     if (test_support::handler_fails_a_syscall())

@@ -1,5 +1,7 @@
 // cmr/detail/duration.hpp: turning a user's wait into the runtime's nanoseconds.
 //
+// Claims invariant 30 of docs/design.md.
+//
 // Every wait the API takes (Options' timeouts, try_make_for's max_wait) goes through
 // saturating_ns, so that the maximum of any duration type means "forever" instead of
 // overflowing into a negative deadline. Not part of the API.

@@ -10,7 +10,7 @@ namespace cmr::detail {
 struct TestHooks {
   // Guard::protect, between the first load of the source and the publish in the slot.
   void (*protect_after_load)() = nullptr;
-  // make(), between the guard's publish and the record in the allocation log.
+  // make(), between the guard's publish and the commit that makes the slot a candidate.
   void (*make_after_publish)() = nullptr;
   // The collector, while every registered thread is held, after it read the newest Root's
   // value and before the others (allocation-free code only).
