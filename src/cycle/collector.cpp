@@ -1,5 +1,6 @@
 // src/cycle/collector.cpp: when cycles run: the background thread, the automatic and
-// explicit requests, and the spacing between pauses. What a cycle does is cycle.cpp.
+// explicit requests, the spacing between pauses, and the buffers cycles keep. What a cycle
+// does is cycle.cpp.
 //
 // Claims invariant 24 of docs/design.md.
 //
@@ -16,8 +17,11 @@
 #include <cstring>
 #include <string>
 
+#include <algorithm>
+
 #include "cmr/detail/duration.hpp"
 #include "cycle/pacing.hpp"
+#include "heap/blocks.hpp"
 #include "os/sys.hpp"
 #include "runtime/runtime.hpp"
 #include "threads/handshake.hpp"
@@ -25,6 +29,8 @@
 namespace cmr::detail {
 
 namespace {
+// Bytes of the in-pause answer faulted in ahead of use (one entry per 16 bytes).
+constexpr std::size_t kAnswerPrefault = std::size_t{16} << 10;
 // The collector's own thread runs destructors of garbage and the diagnostics sink; a cycle
 // requested from there would wait for itself.
 constexpr const char* kCollectOnCollector =
@@ -292,6 +298,52 @@ void Collector::fill(Stats& out) const noexcept {
   out.total_pause = ns(total_pause_);
   out.last_scan = ns(last_scan_);
   out.max_scan = ns(max_scan_);
+}
+
+// ---- memory the cycles keep from one to the next ----
+
+// The answer has at most one entry per bitmap word of each block in use; the mapping is
+// sized for the blocks carved so far plus room for growth during the cycle, and kept, so
+// that its pages are not faulted in again every cycle.
+bool Collector::ensure_answer_room() noexcept {
+  const std::size_t need = (std::size_t{blocks::carved()} + 1024) * kBitmapWords;
+  if (need <= result_capacity_) return true;
+  const std::size_t capacity = need * 2;
+  void* fresh = sys::map_shared(ScanResult::bytes_for(capacity));
+  if (fresh == nullptr) return false;
+  sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
+  result_ = static_cast<ScanResult*>(fresh);
+  result_capacity_ = capacity;
+  return true;
+}
+
+bool Collector::ensure_pause_scratch() noexcept {
+  const std::size_t blocks = std::size_t{blocks::carved()} + 64;
+  // The answer's room: one entry per bitmap word of every block, the most it can need
+  // (1 KiB per 64 KiB block).
+  const std::size_t entries = blocks * kBitmapWords;
+  const std::size_t answer_words = (ScanResult::bytes_for(entries) + 7) / 8;
+  const std::size_t had_answer = pause_answer_.capacity();
+  if (!pause_marks_.reserve(blocks * kBitmapWords) || !pause_block_marks_.reserve(blocks) ||
+      !pause_stack_.reserve(std::max<std::size_t>(last_reachable_ * 2, 4096)) ||
+      !pause_answer_.reserve(answer_words))
+    return false;
+  // Fresh pages are zero and cost a fault on first use. The marks' pages are touched only
+  // for blocks something is marked in (a handful for a small live heap); the answer's first
+  // pages are touched now, not inside the pause (a fresh answer once faulted so often there
+  // that it pushed a 10^6-object cycle past its budget), and the rest only by an answer that
+  // large, whose sweep is long anyway: resident memory stays proportional to use.
+  if (pause_answer_.capacity() != had_answer)
+    std::memset(pause_answer_.data(), 0,
+                std::min<std::size_t>(pause_answer_.capacity(), kAnswerPrefault / 8) * 8);
+  return true;
+}
+
+void Collector::record_pause(std::int64_t ns) noexcept {
+  // relaxed: statistics only; the collector is their single writer.
+  last_pause_.store(ns, std::memory_order_relaxed);
+  total_pause_.store(total_pause_.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
+  if (ns > max_pause_.load(std::memory_order_relaxed)) max_pause_.store(ns, std::memory_order_relaxed);
 }
 
 }  // namespace cmr::detail

@@ -57,8 +57,6 @@
 namespace cmr::detail {
 
 namespace {
-// Bytes of the in-pause answer faulted in ahead of use (one entry per 16 bytes).
-constexpr std::size_t kAnswerPrefault = std::size_t{16} << 10;
 // Every this many completed cycles, pooled blocks unused since the last time are given
 // back to the kernel (about every 0.3 s under the timed trigger).
 constexpr std::uint64_t kTrimEvery = 64;
@@ -371,50 +369,6 @@ void Collector::finish(std::uint64_t allocated_at_cut) noexcept {
   // relaxed: a statistic, written by the collector only.
   if (cycles_.fetch_add(1, std::memory_order_relaxed) % kTrimEvery == kTrimEvery - 1)
     blocks::trim_pool();
-}
-
-// The answer has at most one entry per bitmap word of each block in use; the mapping is
-// sized for the blocks carved so far plus room for growth during the cycle, and kept, so
-// that its pages are not faulted in again every cycle.
-bool Collector::ensure_answer_room() noexcept {
-  const std::size_t need = (std::size_t{blocks::carved()} + 1024) * kBitmapWords;
-  if (need <= result_capacity_) return true;
-  const std::size_t capacity = need * 2;
-  void* fresh = sys::map_shared(ScanResult::bytes_for(capacity));
-  if (fresh == nullptr) return false;
-  sys::unmap(result_, ScanResult::bytes_for(result_capacity_));
-  result_ = static_cast<ScanResult*>(fresh);
-  result_capacity_ = capacity;
-  return true;
-}
-
-bool Collector::ensure_pause_scratch() noexcept {
-  const std::size_t blocks = std::size_t{blocks::carved()} + 64;
-  // The answer's room: one entry per bitmap word of every block, the most it can need
-  // (1 KiB per 64 KiB block).
-  const std::size_t entries = blocks * kBitmapWords;
-  const std::size_t answer_words = (ScanResult::bytes_for(entries) + 7) / 8;
-  const std::size_t had_answer = pause_answer_.capacity();
-  if (!pause_marks_.reserve(blocks * kBitmapWords) || !pause_block_marks_.reserve(blocks) ||
-      !pause_stack_.reserve(std::max<std::size_t>(last_reachable_ * 2, 4096)) ||
-      !pause_answer_.reserve(answer_words))
-    return false;
-  // Fresh pages are zero and cost a fault on first use. The marks' pages are touched only
-  // for blocks something is marked in (a handful for a small live heap); the answer's first
-  // pages are touched now, not inside the pause (a fresh answer once faulted so often there
-  // that it pushed a 10^6-object cycle past its budget), and the rest only by an answer that
-  // large, whose sweep is long anyway: resident memory stays proportional to use.
-  if (pause_answer_.capacity() != had_answer)
-    std::memset(pause_answer_.data(), 0,
-                std::min<std::size_t>(pause_answer_.capacity(), kAnswerPrefault / 8) * 8);
-  return true;
-}
-
-void Collector::record_pause(std::int64_t ns) noexcept {
-  // relaxed: statistics only; the collector is their single writer.
-  last_pause_.store(ns, std::memory_order_relaxed);
-  total_pause_.store(total_pause_.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
-  if (ns > max_pause_.load(std::memory_order_relaxed)) max_pause_.store(ns, std::memory_order_relaxed);
 }
 
 }  // namespace cmr::detail
