@@ -1,24 +1,50 @@
 #!/usr/bin/env bash
-# scripts/bench_plot.sh: PNG plots of cmr_compare output with gnuplot.
+# scripts/bench_plot.sh: PNG plots of cmr_compare and pause_vs_rss output with gnuplot.
 #
-#   scripts/bench_plot.sh RESULTS_CSV [STALL_TIMELINE_CSV] OUT_DIR
+# Usage: scripts/bench_plot.sh [--help] RESULTS_CSV [STALL_TIMELINE_CSV] OUT_DIR
+#        scripts/bench_plot.sh --pause PAUSE_CSV OUT_DIR
 #
 # Writes OUT_DIR/throughput_<workload>.png (throughput vs threads, one line per impl, one
 # panel per mix/key range) and, given a timeline, OUT_DIR/stall.png (RSS and unreclaimed
-# objects over time in the stalled-thread run, one line per impl). awk splits the CSV into
-# per-line data files so gnuplot never has to filter (filtered-out points break lines).
+# objects over time in the stalled-thread run, one line per impl); with --pause,
+# OUT_DIR/pause_vs_rss.png from the pause CSV that scripts/bench.sh writes. Every CSV is read
+# by its header's column names. awk splits the CSV into per-line data files so gnuplot never
+# has to filter (filtered-out points break lines). Needs gnuplot (Debian: gnuplot-nox) and
+# fails without it, or when the CSV has no rows: scripts/bench.sh --skip-plots is the way
+# to run the benchmark without plots. Installs nothing (bench.sh does).
 set -euo pipefail
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+fail() { echo "bench_plot.sh: FAILED: $*" >&2; exit 1; }
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+esac
+command -v gnuplot >/dev/null ||
+  fail "gnuplot not found (Debian: gnuplot-nox); install it, or run scripts/bench.sh --skip-plots"
+
 if [[ ${1:-} == --pause ]]; then
-  # Pause vs the program's resident memory: scripts/bench_plot.sh --pause PAUSE_CSV OUT_DIR
+  [[ $# -eq 3 ]] || { echo "usage: $0 --pause PAUSE_CSV OUT_DIR (--help)" >&2; exit 2; }
   pause_csv=$2; out=$3
-  command -v gnuplot >/dev/null || { echo "bench_plot: gnuplot not found, no plots" >&2; exit 0; }
   data="$out/plot-data-pause"; rm -rf "$data"; mkdir -p "$data"
-  # Points with live tracked objects (column 12) are their own line: that memory is the
-  # tracked heap, which every child needs, not the program's memory isolation removes.
-  # Rows with no cycle marked in the pause (column 14) under isolation are the forced-child
-  # series, unless they are the live-heap series (which needs a child anyway).
-  awk -F, -v dir="$data" 'NR > 1 && (NF < 16 || ($15 == "nohugepage" && $16 == "after")) { f = dir "/" (($12 + 0) > 0 ? "live" : ($3 != 1 ? "off" : (($14 + 0) == 0 ? "child" : "on"))) ".dat"; print $11, $7, $8 > f }' "$pause_csv"
+  # Points with live tracked objects are their own line: that memory is the tracked heap,
+  # which every child needs, not the program's memory isolation removes. Rows with no cycle
+  # marked in the pause under isolation are the forced-child series, unless they are the
+  # live-heap series (which needs a child anyway). Of the memory kinds, only the default
+  # one made after init is plotted (the other kinds are in the report's table).
+  awk -F, -v dir="$data" '
+    FNR == 1 {
+      for (i = 1; i <= NF; i++) col[$i] = i
+      split("isolated live_mib in_pause rss_mib pause_p50_us pause_p99_us", need, " ")
+      for (i in need) if (!(need[i] in col)) { print "bench_plot.sh: no column " need[i] " in " FILENAME > "/dev/stderr"; bad = 1; exit 1 }
+      next
+    }
+    !("kind" in col) || ($col["kind"] == "nohugepage" && $col["made"] == "after") {
+      series = ($col["live_mib"] + 0) > 0 ? "live" : ($col["isolated"] != 1 ? "off" : (($col["in_pause"] + 0) == 0 ? "child" : "on"))
+      print $col["rss_mib"], $col["pause_p50_us"], $col["pause_p99_us"] > (dir "/" series ".dat")
+      rows++
+    }
+    END { if (bad) exit 1; if (rows == 0) { print "bench_plot.sh: no rows in " FILENAME > "/dev/stderr"; exit 1 } }' "$pause_csv" ||
+    fail "no pause plot from $pause_csv"
   touch "$data/on.dat" "$data/off.dat" "$data/live.dat" "$data/child.dat"
   for f in "$data"/*.dat; do sort -n "$f" -o "$f"; done
   term="pngcairo noenhanced size 1100,700 font ',10'"
@@ -42,8 +68,7 @@ GP
 fi
 if [[ $# -eq 2 ]]; then results=$1; timeline=""; out=$2
 elif [[ $# -eq 3 ]]; then results=$1; timeline=$2; out=$3
-else echo "usage: $0 RESULTS_CSV [STALL_TIMELINE_CSV] OUT_DIR" >&2; exit 2; fi
-command -v gnuplot >/dev/null || { echo "bench_plot: gnuplot not found, no plots" >&2; exit 0; }
+else echo "usage: $0 RESULTS_CSV [STALL_TIMELINE_CSV] OUT_DIR (--help)" >&2; exit 2; fi
 
 data="$out/plot-data"
 rm -rf "$data"
@@ -64,7 +89,7 @@ awk -F, -v dir="$data" '
     print $col["threads"], $col["mops"] > f
   }' "$results"
 
-[[ -f "$data/panels.tsv" ]] || { echo "bench_plot: no rows in $results" >&2; exit 0; }
+[[ -f "$data/panels.tsv" ]] || fail "no rows with a throughput in $results"
 
 cut -f1 "$data/panels.tsv" | sort -u | while read -r w; do
   panels=$(awk -F'\t' -v w="$w" '$1 == w' "$data/panels.tsv" | wc -l)
@@ -91,7 +116,7 @@ cut -f1 "$data/panels.tsv" | sort -u | while read -r w; do
 done
 
 # Stalled-thread timeline: data/stall.<impl>.dat with "seconds rss_mib unreclaimed".
-if [[ -n "$timeline" && -s "$timeline" ]]; then
+if [[ -n "$timeline" ]]; then
   awk -F, -v dir="$data" '
     FNR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     $col["stall"] == "yes" {
@@ -116,5 +141,7 @@ set ylabel 'unreclaimed objects'; set logscale y; set yrange [*:*]
 plot $unrec_plots
 unset multiplot
 GP
+  else
+    fail "no stalled-thread rows in $timeline"
   fi
 fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/bench_repeat.sh: the side-by-side rows again, several rounds, as medians.
 #
-#   scripts/bench_repeat.sh [ROUNDS]     # default 5 rounds
-#   scripts/bench_repeat.sh --summarize  # the table again from an existing rounds.csv
+# Usage: scripts/bench_repeat.sh [--help] [ROUNDS]   # default 5 rounds
+#        scripts/bench_repeat.sh --summarize         # the table again from an existing rounds.csv
 #
 # On a small shared machine one run of a multi-threaded row can land in a slow spell
 # (the same binary gives 52 or 85 Mops/s run to run). Each round runs every chosen
@@ -14,12 +14,18 @@
 # scripts/bench.sh or build it first), IMPLS (default cmr,cds_hp,cds_dhp,urcu,boost_lf),
 # WORKLOADS (default queue,stack,set,list), MIXES (90/5/5,50/25/25), KEYS (1000,100000),
 # THREADS (1,2,4), SECONDS_PER_RUN (1), OUT_DIR (out/repeat).
-# Output: rounds.csv (every row with its round), medians.md (the table).
+# Output: rounds.csv (every row with its round), medians.md (the table). Builds and installs
+# nothing.
 set -euo pipefail
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 summarize_only=0
-if [[ ${1:-} == --summarize ]]; then summarize_only=1; set -- 1; fi
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  --summarize) summarize_only=1; set -- 1 ;;
+  -*) echo "bench_repeat.sh: unknown option '$1' (--help)" >&2; exit 2 ;;
+esac
 rounds=${1:-5}
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "bench_repeat.sh: ROUNDS must be a positive integer, not '$rounds'" >&2; exit 2; }
 compare=${COMPARE:-$root/build-bench/mimalloc/benchmarks/cmr_compare}

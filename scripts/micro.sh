@@ -2,27 +2,48 @@
 # scripts/micro.sh: the Google Benchmark microbenchmarks of benchmarks/micro/, built, run and
 # summarised as one table of ns/op and ratios against each group's baseline.
 #
-#   scripts/micro.sh                          # all three, ~1 minute on 2 cores
-#   scripts/micro.sh --benchmark_filter=make  # extra arguments go to every binary
-#   SUMMARY_ONLY=1 scripts/micro.sh           # re-print the table from out/micro_*.json
+# Usage: scripts/micro.sh [--no-install] [--summarize] [--help] [BENCHMARK_ARGS...]
 #
-# 1. configures and builds protect_bench, make_bench, cycle_bench (Release) in the build
-#    directory of scripts/bench.sh, with its configure flags, so the two share one build;
-# 2. runs each with JSON output -> out/micro_protect.json, micro_make.json, micro_cycle.json;
-# 3. prints the summary: per benchmark the real and CPU time per op, the ratio to the `base_*`
+#   scripts/micro.sh                          # all three, ~1 minute on 2 cores
+#   scripts/micro.sh --benchmark_filter=make  # other arguments go to every binary
+#   scripts/micro.sh --summarize              # re-print the table from out/micro_*.json
+#
+#   --no-install  never run apt-get; without Google Benchmark the targets are not built
+#                 and it fails, naming the package
+#   --summarize   build and run nothing: the table again from the JSON files in OUT_DIR
+#
+# 1. installs the Debian packages it needs when one is missing (scripts/install_packages.sh);
+# 2. configures and builds protect_bench, make_bench, cycle_bench (Release) in
+#    build-bench/system/ with the configure flags of scripts/bench.sh, so that the two
+#    share that build;
+# 3. runs each with JSON output -> out/micro_protect.json, micro_make.json, micro_cycle.json;
+# 4. prints the summary: per benchmark the real and CPU time per op, the ratio to the `base_*`
 #    variant of the same group (same name but for the second component), and its counters.
 #    The ratio uses CPU time (process CPU for make_bench: the collector thread's freeing
 #    included), except for manual-time benchmarks (cycle_bench), whose CPU time is only the
 #    calling thread's and means nothing there.
 #
-# Needs cmake, g++ and Google Benchmark (Debian: libbenchmark-dev); the summary is plain awk
-# (no Python, no jq). Environment: BUILD_DIR, OUT_DIR, MIN_TIME (seconds per benchmark,
-# default 0.1; cycle_bench fixes its own iterations), BENCHES (subset, e.g. "protect_bench"),
-# JOBS (build parallelism, default nproc), CMAKE_ARGS (extra configure flags).
+# The summary is plain awk (no Python, no jq). Environment: BUILD_DIR, OUT_DIR, MIN_TIME
+# (seconds per benchmark, default 0.1; cycle_bench fixes its own iterations), BENCHES (subset,
+# e.g. "protect_bench"), JOBS (build parallelism, default nproc), CMAKE_ARGS (extra configure
+# flags).
 set -euo pipefail
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+install=1
+summarize=0
+bench_args=()
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help) usage; exit 0 ;;
+    --no-install) install=0 ;;
+    --summarize) summarize=1 ;;
+    *) bench_args+=("$arg") ;;
+  esac
+done
+
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
+build=${BUILD_DIR:-$root/build-bench/system}
 out=${OUT_DIR:-$root/out}
 min_time=${MIN_TIME:-0.1}
 benches=${BENCHES:-protect_bench make_bench cycle_bench}
@@ -123,14 +144,19 @@ summarise() {
 declare -A file_of=([protect_bench]=micro_protect.json [make_bench]=micro_make.json
                     [cycle_bench]=micro_cycle.json)
 
-if [[ ${SUMMARY_ONLY:-0} != 1 ]]; then
+if ((!summarize)); then
+  if ((install)); then
+    "$root/scripts/install_packages.sh" cmake g++ make libbenchmark-dev
+  fi
   say "building $benches in $build"
   # The configure line of scripts/bench.sh: keep them identical so the build is shared.
   # shellcheck disable=SC2086  # CMAKE_ARGS is a list of flags
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMR_BUILD_BENCHMARKS=ON \
-    -DCMR_BUILD_TESTS=OFF -DCMR_BUILD_EXAMPLES=OFF ${CMAKE_ARGS:-} >/dev/null
+    -DCMR_BUILD_TESTS=OFF -DCMR_BUILD_EXAMPLES=OFF -DCMR_ALLOCATOR=system ${CMAKE_ARGS:-} >/dev/null
   # shellcheck disable=SC2086  # benches is a list of targets
-  cmake --build "$build" --target $benches -j "${JOBS:-$(nproc)}"
+  cmake --build "$build" --target $benches -j "${JOBS:-$(nproc)}" ||
+    { echo "micro.sh: FAILED: building $benches in $build (without Google Benchmark," \
+           "Debian libbenchmark-dev, the targets do not exist)" >&2; exit 1; }
 
   mkdir -p "$out"
   status=0
@@ -143,7 +169,7 @@ if [[ ${SUMMARY_ONLY:-0} != 1 ]]; then
     say "running $b -> $out/${file_of[$b]}"
     # stdout repeats the JSON of the file; the summary below is the readable view.
     "$exe" --benchmark_min_time="$min_time" --benchmark_format=json \
-      --benchmark_out="$out/${file_of[$b]}" --benchmark_out_format=json "$@" >/dev/null ||
+      --benchmark_out="$out/${file_of[$b]}" --benchmark_out_format=json ${bench_args[@]+"${bench_args[@]}"} >/dev/null ||
       { status=$?; echo "micro.sh: $b exited with status $status" >&2; }
   done
 fi

@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # scripts/repeat.sh: the whole test suite many times, under extra CPU load, to find flakes.
 #
-#   scripts/repeat.sh [RUNS] [BUILD_DIR]     # default 20 runs of build/release
+# Usage: scripts/repeat.sh [--help] [RUNS] [BUILD_DIR]   (default 20 runs of build/release)
 #
 # A test that depends on timing must force the interleaving it claims to test; one that
 # only hopes for it fails now and then on a loaded machine. This runs `ctest -j` RUNS
 # times while busy loops keep every core occupied (one per CPU, at normal priority, so the
 # tests compete for the CPU as on a shared CI machine), and reports every test that failed
-# even once, with how often. Builds nothing: configure and build BUILD_DIR first (the
-# README's test command does).
+# even once, with how often. Builds and installs nothing: configure and build BUILD_DIR
+# first (the README's test command does).
 # Environment: LOAD=0 runs without the busy loops; JOBS sets ctest -j (default: CPUs).
 # Output: out/repeat-tests/run-N.log per run, summary.txt; exit 1 if any test failed.
 set -euo pipefail
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  -*) echo "repeat.sh: unknown option '$1' (--help)" >&2; exit 2 ;;
+esac
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=${1:-20}
 build=${2:-$root/build/release}

@@ -1,34 +1,48 @@
 #!/usr/bin/env bash
-# The test command of the README's quick start, and what CI runs.
+# scripts/test.sh: the test command of the README's quick start, and what CI runs (.ci/run).
 #
-# Installs what it needs (Debian 12 packages, when missing), then:
+# Usage: scripts/test.sh [--no-install] [--skip-allocators] [--skip-asan] [--skip-fuzz]
+#                        [--help]
+#
+# Installs the Debian packages it needs when one is missing (scripts/install_packages.sh),
+# then:
 #   1. Release build with the default malloc (system); the whole ctest suite;
 #   2. the invariant, stress and unit tests again with each other malloc (jemalloc,
 #      mimalloc: they replace the program's malloc, beside cmr's own tracked heap);
 #   3. AddressSanitizer + UBSan build (system malloc, which the sanitizers replace; the
 #      tracked heap poisons its free slots for them); the whole suite;
-#   4. the scanner fuzz target for FUZZ_SECONDS (default 60) under libFuzzer + ASan;
-#   5. the install/consumer check (find_package(cmr CONFIG) from a separate project).
-# Usage: scripts/test.sh [--no-install] [--skip-asan] [--skip-fuzz] [--skip-allocators]
+#   4. the scanner fuzz target for FUZZ_SECONDS (default 60) under libFuzzer + ASan
+#      (scripts/fuzz.sh; needs clang-14);
+#   5. the install/consumer check, CMake package and pkg-config (scripts/check_package.sh).
+#
+#   --no-install       never run apt-get; a step whose tool is missing fails and names it
+#   --skip-allocators  leave out step 2
+#   --skip-asan        leave out step 3
+#   --skip-fuzz        leave out step 4 (the way to run the rest without clang)
+# Every step that runs must pass; none is skipped without its flag.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 install=1
 asan=1
 fuzz=1
 allocators=1
 for arg in "$@"; do
   case "$arg" in
+    -h | --help) usage; exit 0 ;;
     --no-install) install=0 ;;
     --skip-asan) asan=0 ;;
     --skip-fuzz) fuzz=0 ;;
     --skip-allocators) allocators=0 ;;
-    *) echo "unknown option: $arg" >&2; exit 2 ;;
+    *) echo "test.sh: unknown option '$arg' (--help)" >&2; exit 2 ;;
   esac
 done
 
-packages=(cmake g++ make libgtest-dev libgmock-dev libjemalloc-dev libmimalloc-dev
-          clang-14 libclang-rt-14-dev)
+# Only what the chosen steps use; pkg-config is for check_package.sh's pkg-config consumer.
+packages=(cmake g++ make libgtest-dev libgmock-dev pkg-config)
+((allocators)) && packages+=(libjemalloc-dev libmimalloc-dev)
+((fuzz)) && packages+=(clang-14 libclang-rt-14-dev)
 if ((install)); then
   scripts/install_packages.sh "${packages[@]}"
 fi
@@ -61,11 +75,10 @@ fi
 
 if ((fuzz)); then
   echo "== scanner fuzz target, ${FUZZ_SECONDS:-60} s"
-  scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+  # Packages were handled above (or refused with --no-install): fuzz.sh only checks them.
+  scripts/fuzz.sh --no-install "${FUZZ_SECONDS:-60}"
 fi
 
-if [[ -x scripts/check_package.sh ]]; then
-  echo "== install + find_package consumer"
-  scripts/check_package.sh
-fi
+echo "== install + find_package and pkg-config consumers"
+scripts/check_package.sh
 echo "== all tests passed"
