@@ -13,11 +13,8 @@
 // of the answer releases up to 64 slots at once.
 #include "cycle/reclaim.hpp"
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#endif
-
 #include "heap/blocks.hpp"
+#include "os/poison.hpp"
 #include "cmr/detail/hooks.hpp"
 #include "runtime/runtime.hpp"
 
@@ -30,15 +27,6 @@ constexpr bool kPoison = true;
 #else
 constexpr bool kPoison = false;
 #endif
-
-void poison_slot(void* p, std::size_t n) noexcept {
-#if defined(__SANITIZE_ADDRESS__)
-  __asan_poison_memory_region(p, n);
-#else
-  (void)p;
-  (void)n;
-#endif
-}
 
 }  // namespace
 
@@ -101,12 +89,12 @@ void poison_garbage(std::uint32_t b, const blocks::FreedWord* words, std::size_t
   char* base = blocks::block_base(b);
   const std::size_t size = kClassBytes[m.cls];
   if (whole) {
-    poison_slot(base, slots_of(m.cls) * size);
+    poison(base, slots_of(m.cls) * size);
     return;
   }
   for (std::size_t i = 0; i < n; ++i)
     for (std::uint64_t rest = words[i].bits; rest != 0; rest &= rest - 1)
-      poison_slot(base + (std::size_t{words[i].word} * 64 +
+      poison(base + (std::size_t{words[i].word} * 64 +
                           static_cast<std::size_t>(__builtin_ctzll(rest))) * size,
                   size);
 }

@@ -12,16 +12,13 @@
 #include <cstring>
 #include <new>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#endif
-
 #include "heap/blocks.hpp"
 #include "cmr/detail/duration.hpp"
 #include "cmr/detail/heap_layout.hpp"
 #include "cycle/pacing.hpp"
 #include "runtime/runtime.hpp"
 #include "threads/registry.hpp"
+#include "os/poison.hpp"
 #include "os/sys.hpp"
 
 namespace cmr::detail {
@@ -67,9 +64,7 @@ Failure take(const TypeInfo* type, std::size_t count, std::int64_t max_wait_ns, 
     if (!blocks::refill(r, cls, typed)) return Failure::kNoMemory;
   }
   pacing_rules::account(r, slot_bytes);
-#if defined(__SANITIZE_ADDRESS__)
-  __asan_unpoison_memory_region(out.memory, slot_bytes);
-#endif
+  unpoison(out.memory, slot_bytes);
   std::memset(out.memory, 0, slot_bytes);
   out.header = nullptr;
   if (typed) {

@@ -11,14 +11,11 @@
 #include <cstdint>
 #include <mutex>
 
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#endif
-
 #include "cmr/detail/heap_layout.hpp"
 #include "cmr/detail/thread_record.hpp"
 #include "heap/blocks.hpp"
 #include "heap/region.hpp"
+#include "os/poison.hpp"
 
 namespace cmr::detail::blocks {
 
@@ -32,24 +29,6 @@ extern std::uint32_t g_pool;         // empty blocks, linked through next
 extern std::uint32_t g_adoptable[kCursors];
 extern std::uint32_t g_free_spans;   // free spans of whole blocks, linked through next
 extern std::uint32_t g_trim_round;   // which trim_pool() call is next
-
-inline void poison(void* p, std::size_t n) noexcept {
-#if defined(__SANITIZE_ADDRESS__)
-  __asan_poison_memory_region(p, n);
-#else
-  (void)p;
-  (void)n;
-#endif
-}
-
-inline void unpoison(void* p, std::size_t n) noexcept {
-#if defined(__SANITIZE_ADDRESS__)
-  __asan_unpoison_memory_region(p, n);
-#else
-  (void)p;
-  (void)n;
-#endif
-}
 
 inline std::size_t words_of(unsigned cls) noexcept { return (slots_of(cls) + 63) / 64; }
 
