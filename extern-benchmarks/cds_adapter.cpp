@@ -1,8 +1,10 @@
 // extern-benchmarks/cds_adapter.cpp: `cds_hp` and `cds_dhp` — libcds 2.3 containers over
 // classic hazard pointers (cds::gc::HP) and dynamic hazard pointers (cds::gc::DHP).
 //
-// Structures: cds::container::MSQueue, TreiberStack, MichaelList (the `list` workload) and
-// MichaelHashSet over MichaelList (the `set` workload). Library defaults are kept (back-off,
+// Structures: cds::container::MSQueue, TreiberStack, MichaelList (the `list` and `harris`
+// workloads: Michael's restarting form of Harris's list) and MichaelHashSet over
+// MichaelList (the `set` workload). The skiplist and tree workloads of the same names are
+// in cds_ordered_adapter.cpp (merged into these entries). Library defaults are kept (back-off,
 // HP counts, scan type) except two choices made for a like-for-like comparison:
 //   - the set's item counter is disabled (empty_item_counter): the default is one shared
 //     atomic counter bumped by every insert/erase, a contention point no other implementation
@@ -15,25 +17,20 @@
 #include <cds/container/michael_set.h>
 #include <cds/container/msqueue.h>
 #include <cds/container/treiber_stack.h>
-#include <cds/gc/dhp.h>
-#include <cds/gc/hp.h>
-#include <cds/init.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string_view>
-#include <type_traits>
 
-#include "counting_runtime.hpp"
+#include "cds_common.hpp"
 #include "extern_impls.hpp"
 
 namespace cmr::bench {
 namespace {
 
 namespace cc = cds::container;
-using NodeAllocator = cds::opt::allocator<CountingAllocator<int>>;
+using cds_common::NodeAllocator;
 
 template <class GC>
 class CdsQueue {
@@ -106,67 +103,27 @@ class CdsList {
   CdsOrderedList<GC> list_;
 };
 
-// The GC singleton's parameters. HP needs a thread bound: keep the default (100) unless the
-// run has more threads (workers + stall + main + a margin).
-template <class GC>
-struct GcHolder;
-template <>
-struct GcHolder<cds::gc::HP> {
-  explicit GcHolder(const RunConfig& c)
-      : gc(0, std::max<std::size_t>(100, static_cast<std::size_t>(c.threads) + 8)) {}
-  cds::gc::HP gc;
-};
-template <>
-struct GcHolder<cds::gc::DHP> {
-  explicit GcHolder(const RunConfig&) {}
-  cds::gc::DHP gc;
-};
-
 template <class GC>
 struct CdsImpl {
-  static constexpr bool kClassic = std::is_same_v<GC, cds::gc::HP>;
-  static constexpr std::string_view kName = kClassic ? "cds_hp" : "cds_dhp";
-  static constexpr std::string_view kScheme =
-      kClassic ? "libcds hazard pointers (cds::gc::HP)" : "libcds dynamic hazard pointers (cds::gc::DHP)";
-  static constexpr std::string_view kStallNote =
-      "one hazard pointer held (on an object never retired)";
+  static constexpr std::string_view kName = cds_common::kHpName<GC>;
+  static constexpr std::string_view kScheme = cds_common::kHpScheme<GC>;
+  static constexpr std::string_view kStallNote = cds_common::kHpStallNote;
 
-  class Runtime {
-   public:
-    explicit Runtime(const RunConfig& c) : gc_(c) {}
-    std::optional<std::uint64_t> unreclaimed() { return AllocationCounter::live(); }
-    void extra_columns(Columns&) {}
-
-   private:
-    struct Library {
-      Library() { cds::Initialize(); }
-      ~Library() { cds::Terminate(); }
-    } library_;  // declared first: initialised before the GC, terminated after it
-    GcHolder<GC> gc_;
+  struct Runtime : cds_common::Runtime<GC> {
+    explicit Runtime(const RunConfig& c) : cds_common::Runtime<GC>(c, 0) {}
   };
+  using ThreadScope = cds_common::ThreadScope;
 
-  class ThreadScope {
-   public:
-    ThreadScope() { cds::threading::Manager::attachThread(); }
-    ~ThreadScope() { cds::threading::Manager::detachThread(); }
-    ThreadScope(const ThreadScope&) = delete;
-    ThreadScope& operator=(const ThreadScope&) = delete;
-  };
-
-  // A stalled hazard-pointer reader can pin only what its hazard pointers name: at most a
-  // handful of nodes. Which node makes no difference to the bound, so pin a private one.
   template <class Wait>
   static void stall(Runtime&, Wait&& wait) {
-    static std::uint64_t pinned;
-    typename GC::Guard guard;
-    guard.assign(&pinned);
-    wait();
+    cds_common::hp_stall<GC>(wait);
   }
 
   using Queue = CdsQueue<GC>;
   using Stack = CdsStack<GC>;
   using Set = CdsSet<GC>;
   using List = CdsList<GC>;
+  using Harris = CdsList<GC>;
 };
 
 }  // namespace

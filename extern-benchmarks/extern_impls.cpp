@@ -8,6 +8,8 @@ std::vector<ImplInfo> extern_impls() {
   std::vector<ImplInfo> out;
 #ifdef CMR_BENCH_HAVE_CDS
   add_cds_impls(out);
+  add_cds_ordered_impls(out);
+  add_cds_rcu_impls(out);
 #endif
 #ifdef CMR_BENCH_HAVE_URCU
   add_urcu_impls(out);

@@ -16,6 +16,8 @@ void add_leak_impls(std::vector<ImplInfo>& out);
 void add_mutex_impls(std::vector<ImplInfo>& out);
 void add_boost_impls(std::vector<ImplInfo>& out);
 void add_cds_impls(std::vector<ImplInfo>& out);
+void add_cds_ordered_impls(std::vector<ImplInfo>& out);  // merges into cds_hp / cds_dhp
+void add_cds_rcu_impls(std::vector<ImplInfo>& out);
 void add_urcu_impls(std::vector<ImplInfo>& out);
 
 }  // namespace cmr::bench

@@ -1,12 +1,15 @@
 // extern-benchmarks/leak_adapter.cpp: `leak` — lock-free structures that never free a node.
 // The throughput every reclamation scheme would reach if reclamation cost nothing, and the
-// memory it would use if nothing were reclaimed.
+// memory it would use if nothing were reclaimed. skiplist: a Herlihy-Shavit skip list with
+// range scans; tree: a Natarajan-Mittal tree (leak_ordered_structures.hpp); harris: the
+// Harris-Michael list of the list workload.
 #include <cstdint>
 #include <string_view>
 
 #include "counting_runtime.hpp"
 #include "extern_impls.hpp"
 #include "harris_michael_set.hpp"
+#include "leak_ordered_structures.hpp"
 #include "leak_structures.hpp"
 
 namespace cmr::bench {
@@ -36,7 +39,8 @@ class LeakList : public HarrisMichaelSet<LeakReclaim> {
 struct LeakImpl {
   static constexpr std::string_view kName = "leak";
   static constexpr std::string_view kScheme =
-      "never frees: MS queue, Treiber stack, Harris-Michael list/hash set (upper bound)";
+      "never frees: MS queue, Treiber stack, Harris-Michael list/hash set, skip list, "
+      "Natarajan-Mittal tree (upper bound)";
   static constexpr std::string_view kStallNote = "nothing to hold";
   using Runtime = CountingRuntime;
   using ThreadScope = NoThreadScope;
@@ -48,6 +52,9 @@ struct LeakImpl {
   using Stack = leak::TreiberStack<std::uint64_t>;
   using Set = HarrisMichaelSet<LeakReclaim>;
   using List = LeakList;
+  using SkipList = leak::SkipList;
+  using Tree = leak::NmTree;
+  using Harris = LeakList;
 };
 
 }  // namespace

@@ -5,14 +5,21 @@
 // sorted chains in a fixed bucket array) so that the lock, not the data layout, is what
 // differs. Nodes are freed immediately (a lock needs no deferred reclamation) and go through
 // counted_new/counted_delete so that the unreclaimed column reads the same way.
-// Lock is std::mutex, or std::shared_mutex to let lookups share the lock.
+// Lock is std::mutex, or std::shared_mutex to let lookups (and range scans) share the lock.
+//
+// OrderedSet, the baseline of the skiplist and tree workloads, is std::set (a red-black
+// tree) under the lock: no sequential skip list or unbalanced external tree would be a
+// fairer stand-in, and a balanced tree is what a program with a lock would use. It is the
+// lock-based range scan: lower_bound, then in-order steps, under the (shared) lock.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <type_traits>
 #include <utility>
@@ -157,6 +164,41 @@ class SortedSet {
   mutable Lock mutex_;
   std::size_t mask_;
   std::unique_ptr<Link<std::uint64_t>*[]> heads_;
+};
+
+template <class Lock>
+class OrderedSet {
+ public:
+  bool insert(std::uint64_t key) {
+    std::unique_lock lock(mutex_);
+    return set_.insert(key).second;
+  }
+  bool erase(const std::uint64_t& key) {
+    std::unique_lock lock(mutex_);
+    return set_.erase(key) != 0;
+  }
+  bool contains(const std::uint64_t& key) const {
+    auto lock = read_lock();
+    return set_.find(key) != set_.end();
+  }
+  // f runs under the lock: it must not call back into the set.
+  template <class F>
+  void for_each_in(const std::uint64_t& lo, const std::uint64_t& hi, F&& f) const {
+    auto lock = read_lock();
+    for (auto it = set_.lower_bound(lo); it != set_.end() && *it < hi; ++it) f(*it);
+  }
+
+ private:
+  auto read_lock() const {
+    if constexpr (std::is_same_v<Lock, std::shared_mutex>)
+      return std::shared_lock(mutex_);
+    else
+      return std::unique_lock(mutex_);
+  }
+  mutable Lock mutex_;
+  // Nodes are allocated inside the lock (std::set has no separate node allocation); they go
+  // through the counting allocator, one node per allocate(1).
+  std::set<std::uint64_t, std::less<std::uint64_t>, CountingAllocator<std::uint64_t>> set_;
 };
 
 }  // namespace cmr::bench::locked

@@ -1,5 +1,7 @@
 // extern-benchmarks/mutex_adapter.cpp: `mutex` (one std::mutex per structure) and `rwlock`
 // (one std::shared_mutex per set/list; lookups take it shared). Nodes are freed at once.
+// skiplist and tree: std::set under the lock (locked_structures.hpp), with range scans;
+// harris: the same sorted chain as the list workload.
 #include <cstdint>
 #include <mutex>
 #include <shared_mutex>
@@ -27,11 +29,14 @@ struct MutexImpl {
   using Stack = locked::Stack;
   using Set = locked::SortedSet<std::mutex>;
   using List = locked::SortedSet<std::mutex>;
+  using SkipList = locked::OrderedSet<std::mutex>;
+  using Tree = locked::OrderedSet<std::mutex>;
+  using Harris = locked::SortedSet<std::mutex>;
 };
 
 struct RwLockImpl {
   static constexpr std::string_view kName = "rwlock";
-  static constexpr std::string_view kScheme = "std::shared_mutex, lookups shared (set/list)";
+  static constexpr std::string_view kScheme = "std::shared_mutex, lookups and scans shared (keyed workloads)";
   static constexpr std::string_view kStallNote =
       "nothing held (a held read lock would block every writer)";
   using Runtime = CountingRuntime;
@@ -44,6 +49,9 @@ struct RwLockImpl {
   using Stack = Unsupported;
   using Set = locked::SortedSet<std::shared_mutex>;
   using List = locked::SortedSet<std::shared_mutex>;
+  using SkipList = locked::OrderedSet<std::shared_mutex>;
+  using Tree = locked::OrderedSet<std::shared_mutex>;
+  using Harris = locked::SortedSet<std::shared_mutex>;
 };
 
 }  // namespace

@@ -5,7 +5,8 @@
 // buckets and no auto-resize (set). liburcu has no plain ordered list, so the `list` workload
 // runs our Harris-Michael list (harris_michael_set.hpp, one bucket) under rcu_read_lock,
 // retiring unlinked nodes with call_rcu: the same algorithm as the `leak` list, so the
-// difference between the two is the cost of RCU alone. (rculfhash with one bucket would
+// difference between the two is the cost of RCU alone. The `harris` workload is that same
+// list over --keys. (rculfhash with one bucket would
 // have been the other choice; it orders by bit-reversed hash and carries resize machinery,
 // which would blur that comparison.)
 //
@@ -254,6 +255,9 @@ struct UrcuImpl {
       urcu_memb_barrier();
       urcu_memb_unregister_thread();
     }
+    // After the prefill (on the registered main thread): run the callbacks it queued, if
+    // any, before the clock starts.
+    void settle() { urcu_memb_barrier(); }
     std::optional<std::uint64_t> unreclaimed() { return AllocationCounter::live(); }
     void extra_columns(Columns& c) {
       // Without sys_membarrier the memb flavour falls back to a fence per read-side lock.
@@ -279,6 +283,7 @@ struct UrcuImpl {
   using Stack = UrcuStack;
   using Set = UrcuHashSet;
   using List = UrcuList;
+  using Harris = UrcuList;
 };
 
 }  // namespace

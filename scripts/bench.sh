@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/bench.sh: the side-by-side comparison, from a clean checkout to tables and plots.
 #
-# Usage: scripts/bench.sh [--quick] [--no-install] [--skip-pause] [--skip-plots] [--help]
+# Usage: scripts/bench.sh [--quick] [--no-install] [--skip-ordered] [--skip-pause]
+#                         [--skip-plots] [--help]
 #
 #   scripts/bench.sh           # the full run, ~25-30 minutes on 2 cores -> out/
 #   scripts/bench.sh --quick   # a first look in a few minutes -> out/quick/
@@ -12,6 +13,7 @@
 #                 and 64 MiB of live tracked objects, 30 cycles each, without the memory
 #                 kinds. Written to out/quick/, so a full run's results stay.
 #   --no-install  never run apt-get; a missing library or tool fails the run and is named
+#   --skip-ordered  leave out step 4b (the ordered structures; --quick leaves it out)
 #   --skip-pause  leave out step 5 (the pause series)
 #   --skip-plots  no PNG plots; without this flag gnuplot is required
 #
@@ -24,6 +26,11 @@
 # 3. the stalled-thread experiment (queue, 2 workers + 1 stalled thread) per allocator
 #    -> out/<allocator>/stall.csv, stall_timeline.csv, stall.png;
 # 4. out/results.csv: all rows, with an allocator column;
+# 4b. the ordered structures on the first allocator (the default, system, unless ALLOCATORS
+#    says otherwise): Harris's list at 10^3 keys, the skip list and the Natarajan-Mittal
+#    tree at 10^6 keys (ORDERED_KEYS), mixes 90/5/5 and 50/25/25, and range scans of 100
+#    keys (80/10/10/s100) on the skip list, ORDERED_SECONDS (default 2) each
+#    -> out/ordered/results.csv, results.md;
 # 5. pause vs resident memory: 0/256/1024/4096 MiB of program memory, 8 threads, snapshot
 #    isolation on and off, and with a scanner child forced every cycle; then 64/256/1024 MiB
 #    of live tracked objects (the part the child always needs); then 4096 MiB of each kind
@@ -34,7 +41,7 @@
 # Environment (each overrides --quick's choice too): SECONDS_PER_RUN (default 1),
 # STALL_SECONDS (3), IMPLS (all), THREADS (the thread list, e.g. 1,2,8), ALLOCATORS,
 # PAUSE_ALLOCATOR (the first of ALLOCATORS), PAUSE_MIB, PAUSE_CYCLES, PAUSE_LIVE_MIB,
-# PAUSE_KINDS (all eleven), PAUSE_KIND_MIB, BUILD_DIR, OUT_DIR, CMAKE_ARGS (extra configure
+# PAUSE_KINDS (all eleven), PAUSE_KIND_MIB, ORDERED_SECONDS, ORDERED_KEYS, BUILD_DIR, OUT_DIR, CMAKE_ARGS (extra configure
 # flags, e.g. -DCMR_STATIC_RUNTIME=ON).
 set -euo pipefail
 
@@ -43,11 +50,13 @@ quick=0
 install=1
 pause=1
 plots=1
+ordered=1
 for arg in "$@"; do
   case "$arg" in
     -h | --help) usage; exit 0 ;;
     --quick) quick=1 ;;
     --no-install) install=0 ;;
+    --skip-ordered) ordered=0 ;;
     --skip-pause) pause=0 ;;
     --skip-plots) plots=0 ;;
     *) echo "bench.sh: unknown option '$arg' (--help)" >&2; exit 2 ;;
@@ -62,6 +71,7 @@ build=${BUILD_DIR:-$root/build-bench}
 impls=${IMPLS:-all}
 n=$(nproc)
 if ((quick)); then
+  ordered=0
   out=${OUT_DIR:-$root/out/quick}
   seconds=${SECONDS_PER_RUN:-0.25}
   stall_seconds=${STALL_SECONDS:-1}
@@ -152,6 +162,22 @@ for allocator in $allocators; do
     "$sub/results.csv" >> "$combined"
 done
 
+# --- 4b. the ordered structures, on the first allocator -----------------------------------
+if ((ordered)); then
+  first=${allocators%% *}
+  compare="$build/$first/benchmarks/cmr_compare"
+  sub="$out/ordered"
+  mkdir -p "$sub"
+  o_seconds=${ORDERED_SECONDS:-2}
+  say "[$first] ordered structures: threads=$threads, ${o_seconds}s per configuration"
+  "$compare" --impl "$impls" --workload harris --mix 90/5/5,50/25/25 --keys 1000 \
+    --threads "$threads" --seconds "$o_seconds" --csv > "$sub/results.csv" || status=$?
+  "$compare" --impl "$impls" --workload skiplist,tree --mix 90/5/5,50/25/25,80/10/10/s100 \
+    --keys "${ORDERED_KEYS:-1000000}" --threads "$threads" --seconds "$o_seconds" --csv \
+    --no-header >> "$sub/results.csv" || status=$?
+  awk -f "$root/scripts/bench_report.awk" "$sub/results.csv" > "$sub/results.md"
+fi
+
 # --- 5. pause against the program's resident memory -------------------------------------
 # One allocator, 8 registered threads, with snapshot isolation on and off, each point in its
 # own process. pause_vs_rss prints rows without a header; the header below names its
@@ -202,6 +228,11 @@ fi
     echo "# Allocator: $allocator"
     sed 's/^#/##/' "$out/$allocator/results.md"
   done
+  if [[ -s $out/ordered/results.md ]]; then
+    echo
+    echo "# Ordered structures (${allocators%% *})"
+    sed 's/^#/##/' "$out/ordered/results.md"
+  fi
   if [[ -s $pause_csv ]]; then
     echo
     echo "# Pause against resident memory ($pause_allocator, 8 threads; microseconds)"

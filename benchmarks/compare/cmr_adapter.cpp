@@ -1,5 +1,6 @@
-// compare/cmr_adapter.cpp: `cmr` — cmr::ds::MsQueue, TreiberStack and HashSet, reclaimed by
-// cmr's collector (guards, a forked scanner child, a background freeing thread).
+// compare/cmr_adapter.cpp: `cmr` — cmr::ds::MsQueue, TreiberStack, HashSet, SkipListSet,
+// NatarajanMittalTree and HarrisList, reclaimed by cmr's collector (guards, a forked scanner
+// child, a background freeing thread).
 //
 // Measurements only cmr can give, through cmr::stats() sampled by the harness's monitor
 // thread every --sample-ms: live tracked objects (the unreclaimed column: it includes live
@@ -9,8 +10,13 @@
 // the note also gives the number of pauses seen, the lifetime max pause, and the objects
 // still live after one more collect() once the structure is destroyed (should be ~0).
 //
-// The `list` workload uses HashSet with one bucket: the ds library has no separate list.
-// The header checks keep the rest of the driver building while cmr's structures are absent.
+// The `list` workload uses HashSet with one bucket (the Harris-Michael list, as the peers'
+// `list`); `harris` is HarrisList, Harris's original list (a search unlinks a whole chain of
+// marked nodes with one CAS), against the peers' Harris-Michael list (which restarts
+// instead). `skiplist` is SkipListSet, with range scans (for_each_in); `tree` is
+// NatarajanMittalTree. All with the ds library's defaults (the skip list's 24 levels).
+// The header checks keep the rest of the driver building while cmr's structures are absent;
+// each of the three newer structures is left out on its own when its header is.
 #include "cmr_adapter.hpp"
 
 #if __has_include(<cmr/ds/ms_queue.hpp>) && __has_include(<cmr/ds/treiber_stack.hpp>) && \
@@ -24,6 +30,19 @@
 #include <cmr/ds/hash_set.hpp>
 #include <cmr/ds/ms_queue.hpp>
 #include <cmr/ds/treiber_stack.hpp>
+
+#if __has_include(<cmr/ds/skip_list_set.hpp>)
+#include <cmr/ds/skip_list_set.hpp>
+#define CMR_BENCH_HAVE_CMR_SKIP_LIST 1
+#endif
+#if __has_include(<cmr/ds/natarajan_mittal_tree.hpp>)
+#include <cmr/ds/natarajan_mittal_tree.hpp>
+#define CMR_BENCH_HAVE_CMR_NM_TREE 1
+#endif
+#if __has_include(<cmr/ds/harris_list.hpp>)
+#include <cmr/ds/harris_list.hpp>
+#define CMR_BENCH_HAVE_CMR_HARRIS_LIST 1
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -72,6 +91,11 @@ struct CmrImpl {
     Runtime(const Runtime&) = delete;
     Runtime& operator=(const Runtime&) = delete;
     ~Runtime() { cmr::shutdown(); }
+
+    // After the prefill: a 10^6-key prefill leaves a cycle in flight (its scanner child
+    // may run for hundreds of milliseconds) that would otherwise compete with the timed
+    // phase. collect() waits for it, runs one more full cycle and frees its garbage.
+    void settle() { cmr::collect(); }
 
     // Monitor thread only (and the main thread before/after it runs).
     std::optional<std::uint64_t> unreclaimed() {
@@ -142,6 +166,15 @@ struct CmrImpl {
   using Stack = cmr::ds::TreiberStack<std::uint64_t>;
   using Set = cmr::ds::HashSet<std::uint64_t>;
   using List = CmrList;
+#ifdef CMR_BENCH_HAVE_CMR_SKIP_LIST
+  using SkipList = cmr::ds::SkipListSet<std::uint64_t>;
+#endif
+#ifdef CMR_BENCH_HAVE_CMR_NM_TREE
+  using Tree = cmr::ds::NatarajanMittalTree<std::uint64_t>;
+#endif
+#ifdef CMR_BENCH_HAVE_CMR_HARRIS_LIST
+  using Harris = cmr::ds::HarrisList<std::uint64_t>;
+#endif
 };
 
 }  // namespace

@@ -64,7 +64,7 @@ bool apply(DriverOptions& o, std::string_view flag, std::string_view v) {
     o.mixes.clear();
     for (auto s : split(v)) {
       auto m = parse_mix(s);
-      if (!m) return fail("mix (want lookup/insert/erase adding to 100)", s);
+      if (!m) return fail("mix (want lookup/insert/erase adding to 100, or scan/insert/erase/sW)", s);
       o.mixes.push_back(*m);
     }
   } else if (flag == "--keys") {
@@ -124,10 +124,21 @@ Runs every (impl, workload, mix, keys, threads) configuration in its own process
 prints one row per configuration.
 
   --impl LIST        implementations, or 'all' (default: all); see --list
-  --workload LIST    queue,stack,set,list or all (default: all)
-  --mix LIST         set/list mixes lookup/insert/erase, e.g. 90/5/5,50/25/25 (default 90/5/5)
-  --keys LIST        key ranges of the set workload, e.g. 1000,100000 (default 1000;
-                     the list workload always uses 1000)
+  --workload LIST    queue,stack,set,list,skiplist,tree,harris or all (default: all)
+                       set: 1024-bucket hash set; list: one ordered list of 1000 keys;
+                       skiplist, tree, harris: a skip list, a lock-free external binary
+                       search tree, a Harris(-Michael) list, each over --keys
+  --mix LIST         keyed-workload mixes lookup/insert/erase, e.g. 90/5/5,50/25/25
+                     (default 90/5/5). L/I/E/sW is a scan mix: L%% range scans instead of
+                     lookups, each over the keys present in [lo, lo+W) (about W/2 keys at
+                     the half-full steady state), plus I%% inserts and E%% erases; e.g.
+                     80/10/10/s100. Scan mixes run on skiplist only, and only for the
+                     implementations whose scan is safe under concurrent erase (--list:
+                     "scan"); other pairs are skipped with a message
+  --keys LIST        key ranges of set, skiplist, tree and harris, e.g. 1000,1000000
+                     (default 1000; the list workload always uses 1000). Half the range is
+                     inserted before the timed phase, in random order (on several threads
+                     from 131072 keys on); that and the end check are not timed
   --threads LIST     worker thread counts (default 1,2,4)
   --seconds S        timed phase per configuration (default 1)
   --csv              CSV on stdout (header: impl,workload,mix,threads,mops,peak_rss_kib,...)

@@ -28,6 +28,20 @@ inline std::uint64_t children_peak_rss_kib() {
   return static_cast<std::uint64_t>(u.ru_maxrss);
 }
 
+// CPU time (user + system) consumed so far by every thread of this process and by its
+// waited-for children (cmr's scanner), in seconds: what a run cost in CPU, whatever share of
+// the machine other processes left it.
+inline double cpu_seconds() {
+  auto seconds = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  rusage self{}, children{};
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &children);
+  return seconds(self.ru_utime) + seconds(self.ru_stime) + seconds(children.ru_utime) +
+         seconds(children.ru_stime);
+}
+
 // Resident set size now, in KiB; 0 when /proc is unavailable.
 inline std::uint64_t current_rss_kib() {
   int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);

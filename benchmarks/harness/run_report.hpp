@@ -37,6 +37,11 @@ inline void record_timed(RunReport& report, const RunConfig& cfg, const TimedRes
   c.set("stall", cfg.stall ? "yes" : "no");
   c.set_number("ops", ops);
   c.set_number("children_peak_rss_kib", children_peak_rss_kib());
+  // In the note: CPU seconds of the timed phase (all threads, background ones included, and
+  // reaped children), and operations per CPU second, a figure that holds up better than
+  // mops when other processes take a varying share of the machine.
+  c.set_fixed("cpu_s", r.cpu_s, 3);
+  c.set_fixed("mops_per_cpu_s", r.cpu_s > 0 ? static_cast<double>(ops) / r.cpu_s / 1e6 : 0.0, 3);
   report.timeline = r.timeline;
 }
 

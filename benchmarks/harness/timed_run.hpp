@@ -33,6 +33,7 @@ struct alignas(64) Padded {
 
 struct TimedResult {
   double elapsed_s = 0;
+  double cpu_s = 0;  // CPU time of the process (and reaped children) over the timed phase
   std::uint64_t peak_rss_kib = 0;
   std::optional<std::uint64_t> peak_unreclaimed;
   std::optional<std::uint64_t> end_unreclaimed;  // after the workers stopped, stall still held
@@ -83,6 +84,7 @@ TimedResult run_timed(const RunConfig& cfg, typename Impl::Runtime& runtime, Bod
   ready.wait();
 
   Monitor monitor(cfg.sample_ms, cfg.timeline_ms, [&] { return runtime.unreclaimed(); });
+  const double cpu0 = cpu_seconds();
   auto t0 = std::chrono::steady_clock::now();
   go.store(true, std::memory_order_release);  // pairs with the workers' acquire wait
   go.notify_all();
@@ -92,9 +94,11 @@ TimedResult run_timed(const RunConfig& cfg, typename Impl::Runtime& runtime, Bod
   auto t1 = std::chrono::steady_clock::now();
   for (auto& w : workers) w.join();
   monitor.stop();
+  const double cpu1 = cpu_seconds();
 
   TimedResult r;
   r.elapsed_s = std::chrono::duration<double>(t1 - t0).count();
+  r.cpu_s = cpu1 - cpu0;
   r.peak_rss_kib = peak_rss_kib();
   r.peak_unreclaimed = monitor.peak_unreclaimed();
   r.end_unreclaimed = monitor.end_unreclaimed();
