@@ -73,12 +73,15 @@ class Guard {
   // pointer that a snapshot without its guard found unreachable.
   T* protect(const Atomic<T>& src, std::memory_order order = std::memory_order_seq_cst) {
     detail::GuardAccess<T>::arm(*this);
+    // In a local: the signal fence below would otherwise make the compiler reload the
+    // member at every retry, and keep it in memory across a caller's loop.
+    auto* const slot = slot_;
     // relaxed: the value is only a candidate until the validating load below.
     T* p = src.load(std::memory_order_relaxed);
     for (;;) {
       CMR_DETAIL_HOOK(protect_after_load);
       // relaxed: read by the collector only during a pause (ordered by the handler).
-      slot_->store(p, std::memory_order_relaxed);
+      slot->store(p, std::memory_order_relaxed);
       // Publish before validate; pairs with the handler's interruption point.
       std::atomic_signal_fence(std::memory_order_seq_cst);
       T* q = src.load(order);
