@@ -3,7 +3,8 @@
 // Every tracked object lies inside the reserved region (the child needs only the region
 // and the block table), whatever thread, size, alignment or reuse; the program's own
 // allocations never do. Freed slots come back to the thread that allocates, so a steady
-// churn reuses memory instead of carving more. (Snapshot isolation: isolation_test.cpp.)
+// churn reuses memory instead of carving more. (Snapshot isolation:
+// tests/hostile/program_memory_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <cmr/cmr.hpp>

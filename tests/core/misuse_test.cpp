@@ -4,7 +4,7 @@
 // for the statement, so nothing this process did beforehand leaks into it; the test bodies
 // therefore do nothing outside EXPECT_EXIT / EXPECT_DEATH.
 //
-// Verdicts come from core/verdict.hpp.
+// Verdicts come from support/verdict.hpp.
 #include <gtest/gtest.h>
 
 #include <signal.h>
@@ -20,7 +20,7 @@
 
 #include <cmr/cmr.hpp>
 
-#include "core/verdict.hpp"
+#include "support/verdict.hpp"
 
 namespace {
 

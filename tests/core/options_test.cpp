@@ -2,7 +2,7 @@
 // and its type's maximum. "Wait forever" (max) must mean forever; zero and negative either
 // mean "do not wait" or are refused at init() with a message that names the option.
 //
-// Each statement runs in a fresh process (core/verdict.hpp): options are process-wide.
+// Each statement runs in a fresh process (support/verdict.hpp): options are process-wide.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -15,7 +15,7 @@
 
 #include <cmr/cmr.hpp>
 
-#include "core/verdict.hpp"
+#include "support/verdict.hpp"
 
 namespace {
 

@@ -8,24 +8,23 @@
 //
 // Timed tests run for CMR_STRESS_SECONDS (default 3) seconds. A watchdog ends the process
 // with a message if a test makes no progress for far longer than that (a deadlock); the
-// ctest TIMEOUT is the last resort.
+// ctest TIMEOUT is the last resort. (Cycles while threads hammer malloc: invariant 5,
+// tests/invariants/child_never_allocates_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <mutex>
-#include <string>
 #include <thread>
 #include <vector>
 
 #include <cmr/cmr.hpp>
 
-#include "core/test_mode.hpp"
+#include "support/test_mode.hpp"
+#include "support/watchdog.hpp"
 
 namespace {
 
@@ -56,36 +55,7 @@ struct Rng {
   }
 };
 
-// Aborts the process with a message when a test is still running after `limit`: a hang in
-// a cycle would otherwise only show up as a ctest timeout with no hint of where.
-class Watchdog {
- public:
-  Watchdog(const char* what, std::chrono::seconds limit) {
-    thread_ = std::thread([this, what, limit] {
-      std::unique_lock lock(mutex_);
-      if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-        std::fprintf(stderr, "watchdog: %s still running after %lld s (deadlock?); cycles=%llu\n",
-                     what, static_cast<long long>(limit.count()),
-                     static_cast<unsigned long long>(cmr::stats().cycles));
-        std::abort();
-      }
-    });
-  }
-  ~Watchdog() {
-    {
-      std::lock_guard lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
+using cmr_test::Watchdog;
 
 // Runs cmr::collect() back to back on its own thread until stopped.
 class CollectLoop {
@@ -256,88 +226,6 @@ TEST(Stress, ChurningAStackWhileCyclesRunNeverFreesAReachableNode) {
               static_cast<unsigned long long>(pops.load()),
               static_cast<unsigned long long>(during.cycles - before.cycles),
               std::chrono::duration<double, std::milli>(during.max_pause).count());
-}
-
-// ---- Cycles while other threads are inside malloc -------------------------------------
-
-struct Junk {
-  std::uint64_t words[4] = {1, 2, 3, 4};
-};
-
-TEST(Stress, CyclesNeverDeadlockWithThreadsHammeringMalloc) {
-  Watchdog watchdog("200 cycles with threads in malloc", std::chrono::seconds(240));
-  std::atomic<bool> stop{false};
-  std::atomic<int> started{0};
-  std::atomic<std::uint64_t> ops{0};
-  // Two registered threads (they are paused by every handshake, possibly inside malloc)
-  // and one unregistered thread (never paused; it keeps taking malloc locks while the
-  // snapshot child is created).
-  auto hammer = [&](int seed, bool registered) {
-    std::unique_ptr<cmr::Guard<Junk>> registration;
-    if (registered) registration = std::make_unique<cmr::Guard<Junk>>();
-    Rng rng(seed);
-    std::vector<void*> blocks(128, nullptr);
-    std::vector<std::unique_ptr<std::vector<int>>> objects(32);
-    std::string text;
-    started.fetch_add(1);
-    std::uint64_t my_ops = 0;
-    while (!stop.load(std::memory_order_relaxed)) {
-      const std::uint64_t r = rng.next();
-      switch (r % 5) {
-        case 0: case 1: {  // malloc/free, sizes up to 64 KiB, now and then past mmap's threshold
-          void*& b = blocks[(r >> 8) % blocks.size()];
-          std::free(b);
-          const std::size_t size = (r >> 20) % 64 == 0 ? 256 * 1024 + (r >> 32) % 4096
-                                                       : 1 + (r >> 32) % 65536;
-          b = std::malloc(size);
-          if (b != nullptr) static_cast<char*>(b)[0] = 1;
-          break;
-        }
-        case 2:  // new/delete
-          objects[(r >> 8) % objects.size()] =
-              std::make_unique<std::vector<int>>(1 + (r >> 16) % 512, 7);
-          break;
-        case 3:  // std::string growth (repeated reallocation)
-          text.append(1 + (r >> 8) % 200, 'x');
-          if (text.size() > 20000) {
-            text.clear();
-            text.shrink_to_fit();
-          }
-          break;
-        case 4:
-          if (registered) {
-            cmr::Guard<Junk> g;
-            cmr::make<Junk>(g);  // tracked garbage for the cycles to free
-          }
-          break;
-      }
-      ++my_ops;
-    }
-    for (void* b : blocks) std::free(b);
-    ops += my_ops;
-  };
-  std::vector<std::thread> threads;
-  threads.emplace_back(hammer, 1, true);
-  threads.emplace_back(hammer, 2, true);
-  threads.emplace_back(hammer, 3, false);
-  while (started.load() != 3) std::this_thread::yield();
-
-  const cmr::Stats before = cmr::stats();
-  const auto t0 = Clock::now();
-  int failed = 0;
-  for (int i = 0; i < 200; ++i)
-    if (!cmr::collect()) ++failed;
-  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  stop = true;
-  for (auto& t : threads) t.join();
-  const cmr::Stats after = cmr::stats();
-
-  EXPECT_EQ(failed, 0) << "collect() returned false";
-  EXPECT_GE(after.cycles - before.cycles, 200u);
-  EXPECT_GT(ops.load(), 0u);
-  std::printf("[ stats    ] 200 cycles in %.2f s, %llu allocator ops, max pause %.3f ms\n",
-              seconds, static_cast<unsigned long long>(ops.load()),
-              std::chrono::duration<double, std::milli>(after.max_pause).count());
 }
 
 // ---- Thousands of guards on one thread ------------------------------------------------

@@ -1,7 +1,10 @@
-// Model test: random object graphs with tagged and interior pointers, rooted by Roots and
-// by guards held in several threads. After collect(), the set of destroyed objects must
-// equal exactly the set a reference breadth-first search finds unreachable (DESIGN
-// invariants 6 and 7: nothing reachable is freed, everything unreachable is, once).
+// tests/invariants/unreachable_set_test.cpp: invariants 6 and 7 together, on random graphs.
+//
+// Random object graphs with tagged and interior pointers, rooted by Roots and by guards
+// held in several threads. After collect(), the set of destroyed objects must equal
+// exactly the set a reference breadth-first search finds unreachable: nothing reachable is
+// freed (7), everything unreachable is, once (6); the survivors carry over unchanged, and
+// once every root is dropped the rest is freed, each object once.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -13,7 +16,7 @@
 
 #include <cmr/cmr.hpp>
 
-#include "core/test_mode.hpp"
+#include "invariants/invariants.hpp"
 
 namespace {
 

@@ -1,11 +1,12 @@
-// tests/core/verdict.hpp: one process per statement, for tests of process-wide settings.
+// tests/support/verdict.hpp: one process per statement, for tests of process-wide settings.
 //
-// init() happens once per process and shutdown() is for good, so tests of options and of
-// misuse run each statement in a fresh process as a gtest death test ("threadsafe" style:
-// the test binary is re-executed for the statement). The statement ends the process with
-// a verdict: 0 only if the expected cmr::Error was thrown and its message names the cause
-// (the message is printed too, for the death test's regular expression); otherwise
-// 1 nothing thrown, 2 wrong message, 3 another exception type, 4 and up the test's own.
+// init() happens once per process and shutdown() is for good, so tests of options, of
+// misuse and of process-wide masks, handlers and forks run each statement in a fresh
+// process as a gtest death test ("threadsafe" style: the test binary is re-executed for
+// the statement). The statement ends the process with a verdict: 0 only if the expected
+// cmr::Error was thrown and its message names the cause (the message is printed too, for
+// the death test's regular expression); otherwise 1 nothing thrown, 2 wrong message, 3
+// another exception type, 4 and up the test's own.
 // A statement that hangs (a misuse that deadlocks instead of failing) dies of SIGALRM.
 #pragma once
 

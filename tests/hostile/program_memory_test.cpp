@@ -1,13 +1,17 @@
-// tests/core/isolation_test.cpp: snapshot isolation keeps the program's memory, of every
-// kind, out of the scanner child, and never out of the program's own fork() children.
+// tests/hostile/program_memory_test.cpp: the program's memory, of every kind, and its own
+// fork flags, against snapshot isolation.
 //
-// The child holds only the tracked region and the runtime's buffers: a child that reads
-// the program's memory faults, and its cycle frees nothing. Each kind of private memory a
-// program holds (harness/program_memory.hpp) is tested at 1 GiB, made before cmr starts
-// and after, each in a fresh process: it is kept out of the child (the child's read of
-// its first, middle and last piece faults; last_isolated_bytes covers it), the program's
-// own MADV_DONTFORK and MADV_WIPEONFORK marks stay as they were, cmr's marks are gone once
-// the cycle ends, and a child of the program's fork() reads every piece.
+// The scanner child must hold only the tracked region and the runtime's buffers, never the
+// program's memory (it would be copied into every child, and the pause would grow with
+// it): a child that reads the program's memory faults, and its cycle frees nothing. The
+// program's own fork() children must see none of this: they read every mapping, the
+// program's own MADV_DONTFORK and MADV_WIPEONFORK marks stay as they were, cmr's marks
+// exist only inside the pause (under the lock the program's fork() takes first), and a
+// mapping unmapped under the mark is left unmarked. Each kind of private memory a program
+// holds (harness/program_memory.hpp) is tested at 1 GiB, made before cmr starts and after,
+// each in a fresh process.
+// Isolation.* run in a helper process each (support/helper.hpp), with cmr's default
+// options; IsolationOfEveryKind.* in a fresh process per statement (support/verdict.hpp).
 // Isolation is off under AddressSanitizer (its shadow memory is program memory the child
 // needs); these tests then skip.
 #include <gtest/gtest.h>
@@ -31,12 +35,14 @@
 #include <cmr/cmr.hpp>
 #include <cmr/detail/hooks.hpp>
 
-#include "core/verdict.hpp"
 #include "harness/program_memory.hpp"
+#include "support/helper.hpp"
+#include "support/verdict.hpp"
 
 namespace {
 
 using ::testing::ExitedWithCode;
+using cmr_test::run_in_helper;
 using cmr::bench::MemoryKind;
 using cmr::bench::ProgramMemory;
 
@@ -46,14 +52,8 @@ constexpr bool kIsolationBuilt = false;
 constexpr bool kIsolationBuilt = true;
 #endif
 
-struct Blob {
+struct IsolationBlob {
   std::uint64_t words[3] = {};
-};
-
-// Isolation concerns the scanner child: these tests make every cycle use one.
-struct UseChild {
-  UseChild() { cmr::detail::g_test_faults.use_child = true; }
-  ~UseChild() { cmr::detail::g_test_faults.use_child = false; }
 };
 
 // The VmFlags line of the mapping that holds `address` (the kernel may have merged it with
@@ -150,8 +150,8 @@ bool learn(const char* p) {
 // The child of one cycle reads `address`: true if that cycle failed as a crashed child.
 bool child_faults_reading(const volatile char* address) {
   {
-    cmr::Guard<Blob> g;
-    cmr::make<Blob>(g);  // garbage once the guard is gone: a cycle that works frees it
+    cmr::Guard<IsolationBlob> g;
+    cmr::make<IsolationBlob>(g);  // garbage once the guard is gone: a cycle that works frees it
   }
   const cmr::Stats before = cmr::stats();
   cmr::detail::g_test_faults.child_reads = address;
@@ -163,102 +163,105 @@ bool child_faults_reading(const volatile char* address) {
 }
 
 TEST(Isolation, AChildThatReadsProgramMemoryFailsSafely) {
-  UseChild child;
-  const std::size_t bytes = std::size_t{16} << 20;
-  char* program = map_touched(bytes, 1);
-  ASSERT_NE(program, nullptr);
-  ASSERT_TRUE(cmr::collect());  // initialises the runtime, so stats() knows the mode
-  if (cmr::stats().snapshot_isolated) {
-    ASSERT_TRUE(learn(program)) << "no cycle in " << kLearnSeconds << " s kept the mapping out";
-    EXPECT_TRUE(child_faults_reading(program + bytes / 2))
-        << "the child could read program memory it was not given";
-    EXPECT_GE(cmr::stats().last_isolated_bytes, bytes);
-  } else {
-    cmr::detail::g_test_faults.child_reads = program + bytes / 2;
-    EXPECT_TRUE(cmr::collect()) << "without isolation the child reads the program's memory";
-    cmr::detail::g_test_faults.child_reads = nullptr;
-  }
-  const std::uint64_t freed = cmr::stats().objects_freed;
-  {
-    cmr::Guard<Blob> g;
-    cmr::make<Blob>(g);
-  }
-  ASSERT_TRUE(cmr::collect());  // the next cycle works and frees the garbage
-  EXPECT_GT(cmr::stats().objects_freed, freed);
-  unmap_touched(program, bytes);
+  run_in_helper([] {
+    const std::size_t bytes = std::size_t{16} << 20;
+    char* program = map_touched(bytes, 1);
+    ASSERT_NE(program, nullptr);
+    ASSERT_TRUE(cmr::collect());  // initialises the runtime, so stats() knows the mode
+    if (cmr::stats().snapshot_isolated) {
+      ASSERT_TRUE(learn(program)) << "no cycle in " << kLearnSeconds << " s kept the mapping out";
+      EXPECT_TRUE(child_faults_reading(program + bytes / 2))
+          << "the child could read program memory it was not given";
+      EXPECT_GE(cmr::stats().last_isolated_bytes, bytes);
+    } else {
+      cmr::detail::g_test_faults.child_reads = program + bytes / 2;
+      EXPECT_TRUE(cmr::collect()) << "without isolation the child reads the program's memory";
+      cmr::detail::g_test_faults.child_reads = nullptr;
+    }
+    const std::uint64_t freed = cmr::stats().objects_freed;
+    {
+      cmr::Guard<IsolationBlob> g;
+      cmr::make<IsolationBlob>(g);
+    }
+    ASSERT_TRUE(cmr::collect());  // the next cycle works and frees the garbage
+    EXPECT_GT(cmr::stats().objects_freed, freed);
+    unmap_touched(program, bytes);
+  });
 }
 
 // The program's MADV_DONTFORK and MADV_WIPEONFORK marks (as RDMA libraries set them) are
 // still there after cycles; the mapping cmr did mark during the pause is unmarked again;
 // and a child of the program's own fork() sees its memory as the kernel promises.
 TEST(Isolation, TheProgramsOwnForkFlagsAreKeptAndOnlyOursAreUndone) {
-  UseChild child;
-  ASSERT_TRUE(cmr::collect());
-  if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
-  const std::size_t bytes = std::size_t{4} << 20;
-  char* plain = map_touched(bytes, 1);
-  char* dontfork = map_touched(bytes, 2);
-  char* wipe = map_touched(bytes, 3);
-  ASSERT_TRUE(plain != nullptr && dontfork != nullptr && wipe != nullptr);
-  ASSERT_EQ(::madvise(dontfork, bytes, MADV_DONTFORK), 0);
-  ASSERT_EQ(::madvise(wipe, bytes, MADV_WIPEONFORK), 0);
-  ASSERT_TRUE(learn(plain)) << "the program's mapping was not kept out of the child";
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(cmr::collect());
+  run_in_helper([] {
+    ASSERT_TRUE(cmr::collect());
+    if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
+    const std::size_t bytes = std::size_t{4} << 20;
+    char* plain = map_touched(bytes, 1);
+    char* dontfork = map_touched(bytes, 2);
+    char* wipe = map_touched(bytes, 3);
+    ASSERT_TRUE(plain != nullptr && dontfork != nullptr && wipe != nullptr);
+    ASSERT_EQ(::madvise(dontfork, bytes, MADV_DONTFORK), 0);
+    ASSERT_EQ(::madvise(wipe, bytes, MADV_WIPEONFORK), 0);
+    ASSERT_TRUE(learn(plain)) << "the program's mapping was not kept out of the child";
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(cmr::collect());
 
-  EXPECT_FALSE(has_flag(vm_flags_of(plain), "dc")) << vm_flags_of(plain);
-  EXPECT_TRUE(has_flag(vm_flags_of(dontfork), "dc")) << vm_flags_of(dontfork);
-  EXPECT_TRUE(has_flag(vm_flags_of(wipe), "wf")) << vm_flags_of(wipe);
-  EXPECT_FALSE(has_flag(vm_flags_of(wipe), "dc")) << vm_flags_of(wipe);
+    EXPECT_FALSE(has_flag(vm_flags_of(plain), "dc")) << vm_flags_of(plain);
+    EXPECT_TRUE(has_flag(vm_flags_of(dontfork), "dc")) << vm_flags_of(dontfork);
+    EXPECT_TRUE(has_flag(vm_flags_of(wipe), "wf")) << vm_flags_of(wipe);
+    EXPECT_FALSE(has_flag(vm_flags_of(wipe), "dc")) << vm_flags_of(wipe);
 
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    unsigned char vec = 0;
-    const bool plain_ok = plain[0] == 1 && plain[bytes - 1] == 1;
-    const bool wiped = wipe[0] == 0 && wipe[bytes - 1] == 0;
-    const bool dontfork_absent = ::mincore(dontfork, 4096, &vec) != 0;  // ENOMEM: unmapped
-    ::_exit(plain_ok && wiped && dontfork_absent ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
-  unmap_touched(plain, bytes);
-  unmap_touched(dontfork, bytes);
-  unmap_touched(wipe, bytes);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      unsigned char vec = 0;
+      const bool plain_ok = plain[0] == 1 && plain[bytes - 1] == 1;
+      const bool wiped = wipe[0] == 0 && wipe[bytes - 1] == 0;
+      const bool dontfork_absent = ::mincore(dontfork, 4096, &vec) != 0;  // ENOMEM: unmapped
+      ::_exit(plain_ok && wiped && dontfork_absent ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status;
+    unmap_touched(plain, bytes);
+    unmap_touched(dontfork, bytes);
+    unmap_touched(wipe, bytes);
+  });
 }
 
 // The marks exist only under the lock the program's fork() takes first (atfork): children
 // forked while cycles run back to back read all of the program's memory.
 TEST(Isolation, AProgramForkDuringCyclesNeverSeesOurMarks) {
-  UseChild child;
-  ASSERT_TRUE(cmr::collect());
-  if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
-  const std::size_t bytes = std::size_t{4} << 20;
-  char* canary = map_touched(bytes, 0x5a);
-  ASSERT_NE(canary, nullptr);
-  ASSERT_TRUE(learn(canary));
+  run_in_helper([] {
+    ASSERT_TRUE(cmr::collect());
+    if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
+    const std::size_t bytes = std::size_t{4} << 20;
+    char* canary = map_touched(bytes, 0x5a);
+    ASSERT_NE(canary, nullptr);
+    ASSERT_TRUE(learn(canary));
 
-  std::atomic<bool> stop{false};
-  std::atomic<int> cycles{0};
-  std::thread collector([&] {
-    while (!stop.load()) cycles.fetch_add(cmr::collect() ? 1 : 0);
+    std::atomic<bool> stop{false};
+    std::atomic<int> cycles{0};
+    std::thread collector([&] {
+      while (!stop.load()) cycles.fetch_add(cmr::collect() ? 1 : 0);
+    });
+    int forks = 0, failures = 0;
+    // At least 200 forks, and at least 50 cycles beside them, however the machine schedules.
+    while (forks < 200 || cycles.load() < 50) {
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) ::_exit(canary[bytes / 2] == 0x5a ? 0 : 1);
+      int status = 0;
+      ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+      ++forks;
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
+    }
+    stop = true;
+    collector.join();
+    EXPECT_EQ(failures, 0) << failures << " of " << forks << " children could not read the "
+                           << "program's memory (forked while a cycle held its marks)";
+    unmap_touched(canary, bytes);
   });
-  int forks = 0, failures = 0;
-  // At least 200 forks, and at least 50 cycles beside them, however the machine schedules.
-  while (forks < 200 || cycles.load() < 50) {
-    const pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) ::_exit(canary[bytes / 2] == 0x5a ? 0 : 1);
-    int status = 0;
-    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-    ++forks;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failures;
-  }
-  stop = true;
-  collector.join();
-  EXPECT_EQ(failures, 0) << failures << " of " << forks << " children could not read the "
-                         << "program's memory (forked while a cycle held its marks)";
-  unmap_touched(canary, bytes);
 }
 
 // A mapping unmapped after the cycle listed the mappings and before it marked them makes
@@ -273,30 +276,31 @@ void unmap_the_middle_page() {
 }
 
 TEST(Isolation, AMappingThatShrinksBeforeTheMarkIsLeftUnmarked) {
-  UseChild child;
-  ASSERT_TRUE(cmr::collect());
-  if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
-  const std::size_t bytes = std::size_t{1} << 20;
-  char* p = map_touched(bytes, 7);
-  ASSERT_NE(p, nullptr);
-  ASSERT_TRUE(learn(p));  // known and marked in every cycle from now on
-  g_gone_bytes = bytes;
-  g_gone = p;
-  cmr::detail::g_test_hooks.collector_before_isolation = &unmap_the_middle_page;
-  ASSERT_TRUE(cmr::collect());
-  cmr::detail::g_test_hooks.collector_before_isolation = nullptr;
-  ASSERT_EQ(g_gone, nullptr) << "the hook did not run: the test proves nothing";
-  EXPECT_FALSE(has_flag(vm_flags_of(p), "dc")) << "left marked: " << vm_flags_of(p);
-  EXPECT_FALSE(has_flag(vm_flags_of(p + bytes - 1), "dc")) << "left marked: " << vm_flags_of(p + bytes - 1);
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) ::_exit(p[0] == 7 && p[bytes - 1] == 7 ? 0 : 1);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "the program's child lost the mapping (status " << status << ")";
-  ::munmap(p - kFence, bytes / 2 + kFence);
-  ::munmap(p + bytes / 2 + 4096, bytes / 2 - 4096 + kFence);
+  run_in_helper([] {
+    ASSERT_TRUE(cmr::collect());
+    if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
+    const std::size_t bytes = std::size_t{1} << 20;
+    char* p = map_touched(bytes, 7);
+    ASSERT_NE(p, nullptr);
+    ASSERT_TRUE(learn(p));  // known and marked in every cycle from now on
+    g_gone_bytes = bytes;
+    g_gone = p;
+    cmr::detail::g_test_hooks.collector_before_isolation = &unmap_the_middle_page;
+    ASSERT_TRUE(cmr::collect());
+    cmr::detail::g_test_hooks.collector_before_isolation = nullptr;
+    ASSERT_EQ(g_gone, nullptr) << "the hook did not run: the test proves nothing";
+    EXPECT_FALSE(has_flag(vm_flags_of(p), "dc")) << "left marked: " << vm_flags_of(p);
+    EXPECT_FALSE(has_flag(vm_flags_of(p + bytes - 1), "dc")) << "left marked: " << vm_flags_of(p + bytes - 1);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) ::_exit(p[0] == 7 && p[bytes - 1] == 7 ? 0 : 1);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "the program's child lost the mapping (status " << status << ")";
+    ::munmap(p - kFence, bytes / 2 + kFence);
+    ::munmap(p + bytes / 2 + 4096, bytes / 2 - 4096 + kFence);
+  });
 }
 
 // The scanner child runs on a copy of the collector thread's stack, so that mapping is
@@ -346,18 +350,19 @@ Neighbourhood neighbourhood_of(const void* address) {
 }
 
 TEST(Isolation, TheCollectorsStackIsFencedSoNoProgramMappingMergesWithIt) {
-  UseChild child;
-  ASSERT_TRUE(cmr::collect());
-  if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
-  cmr::detail::g_test_hooks.collector_paused = &note_collector_frame;
-  ASSERT_TRUE(cmr::collect());
-  cmr::detail::g_test_hooks.collector_paused = nullptr;
-  ASSERT_NE(g_collector_frame.load(), nullptr);
-  const Neighbourhood n = neighbourhood_of(g_collector_frame.load());
-  ASSERT_NE(n.hi, 0u) << "the collector's frame is in no mapping";
-  EXPECT_EQ(n.below, "---p") << "below the collector's stack";
-  EXPECT_EQ(n.above, "---p") << "above the collector's stack: a program mapping placed there "
-                                "with the stack's flags would merge with it";
+  run_in_helper([] {
+    ASSERT_TRUE(cmr::collect());
+    if (!cmr::stats().snapshot_isolated) GTEST_SKIP() << "no snapshot isolation in this build";
+    cmr::detail::g_test_hooks.collector_paused = &note_collector_frame;
+    ASSERT_TRUE(cmr::collect());
+    cmr::detail::g_test_hooks.collector_paused = nullptr;
+    ASSERT_NE(g_collector_frame.load(), nullptr);
+    const Neighbourhood n = neighbourhood_of(g_collector_frame.load());
+    ASSERT_NE(n.hi, 0u) << "the collector's frame is in no mapping";
+    EXPECT_EQ(n.below, "---p") << "below the collector's stack";
+    EXPECT_EQ(n.above, "---p") << "above the collector's stack: a program mapping placed there "
+                                  "with the stack's flags would merge with it";
+  });
 }
 
 // ---- every kind of private memory, made before and after cmr starts -------------------

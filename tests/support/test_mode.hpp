@@ -1,9 +1,9 @@
-// tests/core/test_mode.hpp: run a test binary's cycles with a scanner child every time.
+// tests/support/test_mode.hpp: run a test binary's cycles with a scanner child every time.
 //
 // A cycle marks a small heap in the pause and a larger one in a scanner child; most tests
 // make small heaps. With CMR_TEST_MODE=child in the environment (ctest registers a second
-// run of the invariant, model and stress tests that way), every cycle of the binary uses
-// the child, so both paths are held to the same tests.
+// run of the invariant and stress tests that way, cmr_add_gtest's BOTH_MODES), every cycle
+// of the binary uses the child, so both paths are held to the same tests.
 #pragma once
 
 #include <gtest/gtest.h>
