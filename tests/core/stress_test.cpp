@@ -331,7 +331,7 @@ TEST(Stress, AnObjectMovedBetweenTwoRootsIsNeverFreed) {
   // snapshot that read `b` before a move and `a` after it would miss it: the filler Roots
   // registered between the two put `b` at the front of the root list, `a` at the back and
   // thousands of reads in between, so a collector that read roots while the mover ran would
-  // free it. The handshake holds the mover for the whole copy (DESIGN invariant 3).
+  // free it. The handshake holds the mover for the whole copy (invariant 3 of docs/design.md).
   const auto duration = stress_duration();
   Watchdog watchdog("the Root mover", std::chrono::seconds(120) +
                     std::chrono::duration_cast<std::chrono::seconds>(duration) * 4);

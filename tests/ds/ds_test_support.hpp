@@ -79,7 +79,7 @@ inline void start_counting() {
   Counted::reset_counts();
 }
 
-// cmr's scan is conservative (DESIGN invariant 7): a stale word that looks like a pointer
+// cmr's scan is conservative (invariant 7 of docs/design.md): a stale word that looks like a pointer
 // (seen in practice: padding bytes of recycled malloc memory inside a live node) may keep
 // a garbage node alive. Tests that count live objects while a structure still exists allow
 // that many of `garbage` nodes to survive a cycle; the structures make sure one false

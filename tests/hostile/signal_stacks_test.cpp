@@ -102,7 +102,7 @@ TEST_F(SignalStacks, ThreadsOnAnAlternateSignalStackAreHeldByEveryCycle) {
 
 // The handler's stack use, kernel signal frame included: a registered thread spins at one
 // frame with the stack below it painted, cycles hold it, and the deepest byte written
-// below the frame is what a signal took. DESIGN: the documented minimum free stack.
+// below the frame is what a signal took. docs/design.md, pitfalls: the documented minimum free stack.
 constexpr std::size_t kDocumentedHandlerStack = 16 << 10;  // README, "Signals and stacks"
 constexpr std::size_t kPainted = 64 << 10;
 constexpr unsigned char kPaint = 0xa5;

@@ -1,6 +1,6 @@
 // tests/invariants/invariants.hpp: what the invariant tests share.
 //
-// One file per invariant of the design (../shared/design/DESIGN.md), each provoking it at
+// One file per invariant of docs/design.md, each provoking it at
 // the interruption point it protects, through the hooks of cmr/detail/hooks.hpp (compiled
 // into the inline fast paths: CMR_TEST_HOOKS, from cmr_test_support). docs/invariants.md
 // names the mutation each test was checked against. The executable runs twice: as itself

@@ -108,7 +108,7 @@ namespace cmr::ds {
 /// the child Y and re-reads X->child. If the re-read still gives Y, then at that instant Y
 /// was pointed to by X, which this thread's guard reached, so Y was reachable from a root
 /// after Y's own guard was published, and from then on that guard keeps it (README's one
-/// rule, DESIGN invariant 1). Nothing there asks whether X or Y is still in the tree. A seek
+/// rule, invariant 1 of docs/design.md). Nothing there asks whether X or Y is still in the tree. A seek
 /// standing on a removed node therefore walks on through its frozen edges to nodes that
 /// were its children when it was frozen, which may have been removed since as well: each
 /// hop is safe for the same reason. That is why a seek may run through flagged and tagged
