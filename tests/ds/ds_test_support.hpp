@@ -9,6 +9,7 @@
 // run_rounds(): a long run cut into rounds, with a full cycle at a quiet point between
 // rounds, so that "live objects stay bounded" does not depend on how fast the collector
 // is compared with threads that do nothing but allocate.
+// run_own_keys(), run_net_count(): the two concurrent checks of every keyed structure.
 #pragma once
 
 #include <atomic>
@@ -17,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -154,6 +157,90 @@ std::vector<std::uint64_t> run_rounds(int threads, int rounds, Body body) {
   }
   for (auto& w : workers) w.join();
   return live_after_round;
+}
+
+// The two concurrent checks every keyed structure gets, while cycles run (each worker
+// waits for a fresh cycle every kCycleEvery operations, so cycles overlap the work
+// however the machine schedules threads).
+inline constexpr int kCycleEvery = 20000;
+
+struct KeysReport {
+  int mismatches = 0;   // operations whose result disagreed with the model
+  int wrong_at_end = 0; // keys whose final presence disagrees with the model
+  std::uint64_t cycles = 0;
+};
+
+// Threads own disjoint keys (key k belongs to thread k % threads), interleaved in one
+// structure so that every thread's keys neighbour the others': each thread must see
+// exactly its own sequential history.
+template <class Set>
+KeysReport run_own_keys(Set& s, int threads, int keys, int operations) {
+  std::atomic<int> mismatches{0};
+  CollectorLoop collector;
+  std::vector<std::set<int>> models(threads);
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937 rng(1234 + t);
+      std::uniform_int_distribution<int> slot(0, keys / threads - 1);
+      std::uniform_int_distribution<int> op(0, 2);
+      std::set<int>& model = models[t];
+      for (int i = 0; i < operations; ++i) {
+        if (i % kCycleEvery == 0) collector.await_next_cycle();
+        const int k = slot(rng) * threads + t;
+        bool ok;
+        switch (op(rng)) {
+          case 0: ok = s.insert(k) == model.insert(k).second; break;
+          case 1: ok = s.erase(k) == (model.erase(k) == 1); break;
+          default: ok = s.contains(k) == (model.count(k) == 1);
+        }
+        if (!ok) mismatches.fetch_add(1);
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  collector.stop();
+  KeysReport r;
+  r.mismatches = mismatches.load();
+  for (int k = 0; k < keys; ++k) r.wrong_at_end += s.contains(k) != (models[k % threads].count(k) == 1);
+  r.cycles = collector.cycles();
+  return r;
+}
+
+// Threads fight over the same keys: per key, the successful inserts minus the successful
+// erases (over all threads) must be 1 if the key is present at the end and 0 otherwise,
+// since inserts and erases of one key alternate in any linearisation.
+template <class Set>
+KeysReport run_net_count(Set& s, int threads, int keys, int operations) {
+  std::vector<std::vector<int>> net(threads, std::vector<int>(keys, 0));
+  CollectorLoop collector;
+  std::vector<std::thread> workers;
+  for (int t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937 rng(99 + t);
+      std::uniform_int_distribution<int> key(0, keys - 1);
+      std::uniform_int_distribution<int> op(0, 2);
+      for (int i = 0; i < operations; ++i) {
+        if (i % kCycleEvery == 0) collector.await_next_cycle();
+        const int k = key(rng);
+        switch (op(rng)) {
+          case 0: net[t][k] += s.insert(k) ? 1 : 0; break;
+          case 1: net[t][k] -= s.erase(k) ? 1 : 0; break;
+          default: (void)s.contains(k);
+        }
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  collector.stop();
+  KeysReport r;
+  for (int k = 0; k < keys; ++k) {
+    int total = 0;
+    for (int t = 0; t < threads; ++t) total += net[t][k];
+    if (total != (s.contains(k) ? 1 : 0)) ++r.wrong_at_end;
+  }
+  r.cycles = collector.cycles();
+  return r;
 }
 
 }  // namespace cmr_ds_test

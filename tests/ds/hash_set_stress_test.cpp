@@ -21,83 +21,20 @@ namespace {
 using cmr::ds::HashSet;
 using cmr_ds_test::CollectorLoop;
 
+// 2048 keys in 32 buckets: ~64 keys per list, every thread in every list.
 TEST(HashSet, KeepsEachThreadsOwnKeysExactWhileOthersShareItsLists) {
-  constexpr int kThreads = 4;
-  constexpr int kKeys = 2048;         // key k belongs to thread k % kThreads
-  constexpr std::size_t kBuckets = 32;  // ~64 keys per list, all threads in every list
-  constexpr int kOperations = 100000;
-
-  HashSet<int> s(kBuckets);
-  std::atomic<int> mismatches{0};
-  CollectorLoop collector;
-  std::vector<std::set<int>> models(kThreads);
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 rng(1234 + t);
-      std::uniform_int_distribution<int> slot(0, kKeys / kThreads - 1);
-      std::uniform_int_distribution<int> op(0, 2);
-      std::set<int>& model = models[t];
-      for (int i = 0; i < kOperations; ++i) {
-        if (i % 20000 == 0) collector.await_next_cycle();  // cycles overlap the operations
-        const int k = slot(rng) * kThreads + t;
-        bool ok;
-        switch (op(rng)) {
-          case 0: ok = s.insert(k) == model.insert(k).second; break;
-          case 1: ok = s.erase(k) == (model.erase(k) == 1); break;
-          default: ok = s.contains(k) == (model.count(k) == 1);
-        }
-        if (!ok) mismatches.fetch_add(1);
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  collector.stop();
-
-  EXPECT_EQ(mismatches.load(), 0);
-  int wrong = 0;
-  for (int k = 0; k < kKeys; ++k) wrong += s.contains(k) != (models[k % kThreads].count(k) == 1);
-  EXPECT_EQ(wrong, 0);
-  EXPECT_GE(collector.cycles(), 5u);
+  HashSet<int> s(32);
+  const auto r = cmr_ds_test::run_own_keys(s, 4, 2048, 100000);
+  EXPECT_EQ(r.mismatches, 0);
+  EXPECT_EQ(r.wrong_at_end, 0);
+  EXPECT_GE(r.cycles, 5u);
 }
 
 TEST(HashSet, AgreesWithTheNetCountOfSuccessfulInsertsAndErases) {
-  constexpr int kThreads = 4;
-  constexpr int kKeys = 256;
-  constexpr std::size_t kBuckets = 8;
-  constexpr int kOperations = 100000;
-
-  HashSet<int> s(kBuckets);
-  // Per thread, per key: successful inserts minus successful erases.
-  std::vector<std::vector<int>> net(kThreads, std::vector<int>(kKeys, 0));
-  CollectorLoop collector;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      std::mt19937 rng(99 + t);
-      std::uniform_int_distribution<int> key(0, kKeys - 1);
-      std::uniform_int_distribution<int> op(0, 2);
-      for (int i = 0; i < kOperations; ++i) {
-        const int k = key(rng);
-        switch (op(rng)) {
-          case 0: net[t][k] += s.insert(k) ? 1 : 0; break;
-          case 1: net[t][k] -= s.erase(k) ? 1 : 0; break;
-          default: (void)s.contains(k);
-        }
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  collector.stop();
-
-  int wrong = 0;
-  for (int k = 0; k < kKeys; ++k) {
-    int total = 0;
-    for (int t = 0; t < kThreads; ++t) total += net[t][k];
-    // Inserts and erases of one key alternate in any linearisation, starting with an insert.
-    if (total != (s.contains(k) ? 1 : 0)) ++wrong;
-  }
-  EXPECT_EQ(wrong, 0);
+  HashSet<int> s(8);
+  const auto r = cmr_ds_test::run_net_count(s, 4, 256, 100000);
+  EXPECT_EQ(r.wrong_at_end, 0);
+  EXPECT_GE(r.cycles, 1u);
 }
 
 // Threads insert and erase random keys of a small range, so the set never holds more than

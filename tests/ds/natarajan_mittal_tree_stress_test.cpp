@@ -452,42 +452,11 @@ TEST_F(NatarajanMittalTreeStress, AdjacentKeysUnderContentionTakeEveryHelpingPat
 }
 
 TEST_F(NatarajanMittalTreeStress, KeepsEachThreadsOwnKeysExactWhileOthersShareItsSubtrees) {
-  constexpr int kThreads = 4;
-  constexpr int kKeys = 2048;  // key k belongs to thread k % kThreads: neighbours differ
-  constexpr int kOperations = 150000;
-
   NatarajanMittalTree<int> t;
-  std::atomic<int> mismatches{0};
-  CollectorLoop collector;
-  std::vector<std::set<int>> models(kThreads);
-  std::vector<std::thread> workers;
-  for (int w = 0; w < kThreads; ++w) {
-    workers.emplace_back([&, w] {
-      std::mt19937 rng(1234 + w);
-      std::uniform_int_distribution<int> slot(0, kKeys / kThreads - 1);
-      std::uniform_int_distribution<int> op(0, 2);
-      std::set<int>& model = models[w];
-      for (int i = 0; i < kOperations; ++i) {
-        if (i % 30000 == 0) collector.await_next_cycle();  // cycles overlap the operations
-        const int k = slot(rng) * kThreads + w;
-        bool ok;
-        switch (op(rng)) {
-          case 0: ok = t.insert(k) == model.insert(k).second; break;
-          case 1: ok = t.erase(k) == (model.erase(k) == 1); break;
-          default: ok = t.contains(k) == (model.count(k) == 1);
-        }
-        if (!ok) mismatches.fetch_add(1);
-      }
-    });
-  }
-  for (auto& th : workers) th.join();
-  collector.stop();
-
-  EXPECT_EQ(mismatches.load(), 0);
-  int wrong = 0;
-  for (int k = 0; k < kKeys; ++k) wrong += t.contains(k) != (models[k % kThreads].count(k) == 1);
-  EXPECT_EQ(wrong, 0);
-  EXPECT_GE(collector.cycles(), 4u);
+  const auto r = cmr_ds_test::run_own_keys(t, 4, 2048, 150000);
+  EXPECT_EQ(r.mismatches, 0);
+  EXPECT_EQ(r.wrong_at_end, 0);
+  EXPECT_GE(r.cycles, 4u);
 }
 
 // Readers look up keys that are never erased and keys that are never inserted while
