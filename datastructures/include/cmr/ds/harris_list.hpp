@@ -22,6 +22,7 @@
 #include <utility>
 
 #include <cmr/cmr.hpp>
+#include <cmr/ds/detail/marked_ptr.hpp>
 
 namespace cmr::ds {
 
@@ -273,15 +274,9 @@ class HarrisList {
     Node* right = nullptr;
   };
 
-  static bool is_marked(Node* p) noexcept {
-    return (reinterpret_cast<std::uintptr_t>(p) & 1) != 0;
-  }
-  static Node* marked(Node* p) noexcept {
-    return reinterpret_cast<Node*>(reinterpret_cast<std::uintptr_t>(p) | 1);
-  }
-  static Node* unmarked(Node* p) noexcept {
-    return reinterpret_cast<Node*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{1});
-  }
+  static bool is_marked(Node* p) noexcept { return detail::is_marked(p); }
+  static Node* marked(Node* p) noexcept { return detail::marked(p); }
+  static Node* unmarked(Node* p) noexcept { return detail::unmarked(p); }
 
   // The first half of erase: finds the node of `key` and marks it (logical deletion).
   // Returns false if no such node is in the list; otherwise w is the window search found

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include <cmr/cmr.hpp>
+#include <cmr/ds/detail/marked_ptr.hpp>
 
 namespace cmr::ds {
 
@@ -240,15 +241,9 @@ class HashSet {
     bool found = false;  // cur holds an equivalent key and was unmarked when read
   };
 
-  static bool is_marked(Node* p) noexcept {
-    return (reinterpret_cast<std::uintptr_t>(p) & 1) != 0;
-  }
-  static Node* marked(Node* p) noexcept {
-    return reinterpret_cast<Node*>(reinterpret_cast<std::uintptr_t>(p) | 1);
-  }
-  static Node* unmarked(Node* p) noexcept {
-    return reinterpret_cast<Node*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{1});
-  }
+  static bool is_marked(Node* p) noexcept { return detail::is_marked(p); }
+  static Node* marked(Node* p) noexcept { return detail::marked(p); }
+  static Node* unmarked(Node* p) noexcept { return detail::unmarked(p); }
 
   Bucket& bucket_for(const K& key) const noexcept {
     return buckets_[hash_(key) % bucket_count_];

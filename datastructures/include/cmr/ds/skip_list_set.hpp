@@ -32,20 +32,10 @@
 #include <utility>
 
 #include <cmr/cmr.hpp>
+#include <cmr/ds/detail/marked_ptr.hpp>
+#include <cmr/ds/detail/random_height.hpp>
 
 namespace cmr::ds {
-
-namespace skip_list_detail {
-// Distinct seeds for the per-thread generators of every SkipListSet instantiation.
-inline std::atomic<std::uint64_t> seed_counter{0};
-
-inline std::uint64_t splitmix64(std::uint64_t x) noexcept {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-}  // namespace skip_list_detail
 
 /// A lock-free ordered set of unique keys: a skip list whose every level is a Harris list
 /// with deletion marks in the low bit of each link, plus ordered range scans.
@@ -232,7 +222,7 @@ class SkipListSet {
   /// Lock-free. Throws what cmr::make (or taking a guard) throws; the set is then
   /// unchanged.
   bool insert(K key) {
-    const unsigned height = random_height();
+    const unsigned height = detail::random_height<MaxLevel>();
     raise_levels(height);
     Walk w;
     Path path(height);
@@ -431,15 +421,9 @@ class SkipListSet {
     std::optional<cmr::Guard<Node>> succ_guards[MaxLevel];
   };
 
-  static bool is_marked(Node* p) noexcept {
-    return (reinterpret_cast<std::uintptr_t>(p) & 1) != 0;
-  }
-  static Node* marked(Node* p) noexcept {
-    return reinterpret_cast<Node*>(reinterpret_cast<std::uintptr_t>(p) | 1);
-  }
-  static Node* unmarked(Node* p) noexcept {
-    return reinterpret_cast<Node*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{1});
-  }
+  static bool is_marked(Node* p) noexcept { return detail::is_marked(p); }
+  static Node* marked(Node* p) noexcept { return detail::marked(p); }
+  static Node* unmarked(Node* p) noexcept { return detail::unmarked(p); }
 
   // The link at `level` of pred, or of the head when pred is null.
   Link& link_of(Node* pred, unsigned level) const noexcept {
@@ -455,21 +439,6 @@ class SkipListSet {
     while (seen < height &&
            !levels_.compare_exchange_weak(seen, height, std::memory_order_relaxed)) {
     }
-  }
-
-  // Geometric with p = 1/2 in [1, MaxLevel]: one more level per leading zero bit of a
-  // xorshift64* output (its high bits are the well-mixed ones).
-  static unsigned random_height() noexcept {
-    thread_local std::uint64_t state =
-        skip_list_detail::splitmix64(
-            skip_list_detail::seed_counter.fetch_add(1, std::memory_order_relaxed) ^
-            reinterpret_cast<std::uintptr_t>(&state)) |
-        1;  // xorshift's state must not be zero
-    state ^= state >> 12;
-    state ^= state << 25;
-    state ^= state >> 27;
-    const std::uint64_t r = state * 0x2545f4914f6cdd1dULL;
-    return 1 + static_cast<unsigned>(std::countl_zero(r | (std::uint64_t{1} << (64 - MaxLevel))));
   }
 
   // Herlihy-Shavit find: returns the first node at level 0 whose key is not less than `key`
